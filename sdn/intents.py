@@ -1,0 +1,296 @@
+"""Path reservations → OpenFlow 1.3 flow entries and meters (pure, Faucet style).
+
+Why a spec layer: the same hashable `FlowSpec`/`MeterSpec` values are (a) what a command
+intends, (b) what a switch's flow/meter statistics say it has, and (c) what the fake table
+holds, so planning, reconciliation and tests all compare like with like. Conversion to
+os-ken messages happens at the end (`to_msg`) with ``datapath=None``; the thin app attaches
+the datapath only when it sends.
+
+Cookie layout (64 bits): ``0x7D`` owner tag in the top byte (entries without it are not
+ours and are never touched), 40-bit hash of the reservation id, 16-bit generation. The cookie
+identifies the reservation and generation of every entry in `dump-flows`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+from os_ken.ofproto import ofproto_v1_3_parser as parser
+
+OWNER_TAG = 0x7D
+COOKIE_TAG_MASK = 0xFF << 56
+INFRA_COOKIE = (OWNER_TAG << 56) | 0x1
+ETH_TYPE_IPV4 = 0x0800
+ETH_TYPE_LLDP = 0x88CC
+PRIO_LLDP = 65000
+PRIO_BASE = 1000
+TABLE = 0
+
+# A match is a sorted tuple of (os-ken OXM field name, value); masked values are tuples.
+MatchKey = tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficMatch:
+    """Traffic a reservation carries; empty/zero fields match anything."""
+
+    ipv4_src: str = ""
+    ipv4_dst: str = ""
+    ip_proto: int = 0
+    dscp: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    dpid: int
+    in_port: int
+    out_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class PathIntent:
+    """One generation of a reservation's path through this site's switches."""
+
+    reservation_id: str
+    generation: int
+    match: TrafficMatch
+    hops: tuple[Hop, ...]
+    rate_kbps: int
+    ingress: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSpec:
+    dpid: int
+    priority: int
+    match: MatchKey
+    cookie: int
+    out_port: int  # 0 = drop (no output action)
+    meter_id: int = 0
+
+    @property
+    def key(self) -> tuple[int, int, MatchKey]:
+        """What OpenFlow uses to decide that two entries are "the same entry"."""
+        return (self.dpid, self.priority, self.match)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSpec:
+    dpid: int
+    meter_id: int
+    rate_kbps: int
+    burst_kb: int
+
+
+def cookie_for(reservation_id: str, generation: int) -> int:
+    h = int.from_bytes(hashlib.blake2b(reservation_id.encode(), digest_size=5).digest(), "big")
+    return (OWNER_TAG << 56) | (h << 16) | (generation & 0xFFFF)
+
+
+def is_ours(cookie: int) -> bool:
+    return (cookie >> 56) == OWNER_TAG
+
+
+def burst_for(rate_kbps: int) -> int:
+    """Burst of ~100 ms at the rate (at least 16 kb): absorbs scheduling jitter of a
+    userspace datapath without letting a flow exceed its rate over a measurement window."""
+    return max(16, rate_kbps // 10)
+
+
+def _ip_field(text: str, where: str) -> Any:
+    try:
+        net = ipaddress.IPv4Network(text, strict=False)
+    except ValueError as exc:
+        raise ValueError(f"{where}: bad IPv4 address/prefix {text!r}: {exc}") from None
+    if net.prefixlen == 32:
+        return str(net.network_address)
+    return (str(net.network_address), str(net.netmask))
+
+
+def match_key(in_port: int, m: TrafficMatch) -> MatchKey:
+    fields: dict[str, Any] = {"in_port": in_port, "eth_type": ETH_TYPE_IPV4}
+    if m.ipv4_src:
+        fields["ipv4_src"] = _ip_field(m.ipv4_src, "match.ipv4_src")
+    if m.ipv4_dst:
+        fields["ipv4_dst"] = _ip_field(m.ipv4_dst, "match.ipv4_dst")
+    if m.ip_proto:
+        fields["ip_proto"] = m.ip_proto
+    if m.dscp:
+        fields["ip_dscp"] = m.dscp
+    return tuple(sorted(fields.items()))
+
+
+def priority_for(m: TrafficMatch) -> int:
+    """More specific traffic matches win over broader ones of other reservations."""
+    n = sum(1 for v in (m.ipv4_src, m.ipv4_dst, m.ip_proto, m.dscp) if v)
+    return PRIO_BASE + 10 * n
+
+
+def path_flows(intent: PathIntent, meters: Mapping[int, int]) -> list[FlowSpec]:
+    """Flow entries of one path generation; `meters` maps dpid → meter id of the reservation."""
+    cookie = cookie_for(intent.reservation_id, intent.generation)
+    prio = priority_for(intent.match)
+    return [
+        FlowSpec(
+            dpid=h.dpid,
+            priority=prio,
+            match=match_key(h.in_port, intent.match),
+            cookie=cookie,
+            out_port=h.out_port,
+            meter_id=meters.get(h.dpid, 0) if intent.rate_kbps > 0 else 0,
+        )
+        for h in intent.hops
+    ]
+
+
+def path_meters(intent: PathIntent, meters: Mapping[int, int]) -> list[MeterSpec]:
+    if intent.rate_kbps <= 0:
+        return []
+    dps = sorted({h.dpid for h in intent.hops})
+    return [
+        MeterSpec(dp, meters[dp], intent.rate_kbps, burst_for(intent.rate_kbps)) for dp in dps
+    ]
+
+
+def infra_flows(dpid: int) -> list[FlowSpec]:
+    """Entries every switch of ours carries: LLDP to the controller (discovery)."""
+    return [
+        FlowSpec(
+            dpid=dpid,
+            priority=PRIO_LLDP,
+            match=(("eth_type", ETH_TYPE_LLDP),),
+            cookie=INFRA_COOKIE,
+            out_port=ofp.OFPP_CONTROLLER,
+        )
+    ]
+
+
+# ---------------------------------------------------------------- spec → message (datapath=None)
+
+
+def _ofp_match(key: MatchKey) -> parser.OFPMatch:
+    return parser.OFPMatch(**dict(key))
+
+
+def flow_add(spec: FlowSpec) -> parser.OFPFlowMod:
+    inst: list[Any] = []
+    if spec.meter_id:
+        inst.append(parser.OFPInstructionMeter(spec.meter_id, ofp.OFPIT_METER))
+    if spec.out_port:
+        max_len = ofp.OFPCML_NO_BUFFER if spec.out_port == ofp.OFPP_CONTROLLER else 0
+        inst.append(
+            parser.OFPInstructionActions(
+                ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(spec.out_port, max_len)]
+            )
+        )
+    return parser.OFPFlowMod(
+        None,
+        cookie=spec.cookie,
+        table_id=TABLE,
+        command=ofp.OFPFC_ADD,
+        priority=spec.priority,
+        match=_ofp_match(spec.match),
+        instructions=inst,
+    )
+
+
+def flow_delete(spec: FlowSpec) -> parser.OFPFlowMod:
+    """Strict delete of exactly this entry, and only while it still carries our cookie
+    (an entry already replaced by a newer generation has another cookie and survives)."""
+    return parser.OFPFlowMod(
+        None,
+        cookie=spec.cookie,
+        cookie_mask=0xFFFFFFFFFFFFFFFF,
+        table_id=TABLE,
+        command=ofp.OFPFC_DELETE_STRICT,
+        priority=spec.priority,
+        out_port=ofp.OFPP_ANY,
+        out_group=ofp.OFPG_ANY,
+        match=_ofp_match(spec.match),
+    )
+
+
+def meter_mod(spec: MeterSpec, command: int) -> parser.OFPMeterMod:
+    bands = []
+    if command != ofp.OFPMC_DELETE:
+        bands = [parser.OFPMeterBandDrop(rate=spec.rate_kbps, burst_size=spec.burst_kb)]
+    return parser.OFPMeterMod(
+        None,
+        command=command,
+        flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS,
+        meter_id=spec.meter_id,
+        bands=bands,
+    )
+
+
+# ---------------------------------------------------------------- switch answers → specs
+
+
+def normalise_match(items: Iterable[tuple[str, Any]]) -> MatchKey:
+    """OXM fields as a switch reports them → our MatchKey (full masks dropped)."""
+    out: dict[str, Any] = {}
+    for name, value in items:
+        if isinstance(value, tuple) and len(value) == 2 and value[1] in ("255.255.255.255",):
+            value = value[0]
+        out[name] = value
+    return tuple(sorted(out.items()))
+
+
+def spec_from_parts(
+    dpid: int, priority: int, cookie: int, match_items: Iterable[tuple[str, Any]],
+    instructions: Iterable[Any],
+) -> FlowSpec:
+    meter_id = 0
+    out_port = 0
+    for inst in instructions:
+        if isinstance(inst, parser.OFPInstructionMeter):
+            meter_id = int(inst.meter_id)
+        elif isinstance(inst, parser.OFPInstructionActions):
+            for act in inst.actions:
+                if isinstance(act, parser.OFPActionOutput):
+                    out_port = int(act.port)
+    return FlowSpec(
+        dpid=dpid,
+        priority=int(priority),
+        match=normalise_match(match_items),
+        cookie=int(cookie),
+        out_port=out_port,
+        meter_id=meter_id,
+    )
+
+
+def spec_from_flow_stats(dpid: int, stat: Any) -> FlowSpec:
+    return spec_from_parts(dpid, stat.priority, stat.cookie, stat.match.items(), stat.instructions)
+
+
+def spec_from_meter_config(dpid: int, stat: Any) -> MeterSpec:
+    rate, burst = 0, 0
+    for band in stat.bands:
+        if isinstance(band, parser.OFPMeterBandDrop):
+            rate, burst = int(band.rate), int(band.burst_size)
+    return MeterSpec(dpid, int(stat.meter_id), rate, burst)
+
+
+@dataclass(slots=True)
+class Tables:
+    """Flow and meter tables of one or more switches as specs (intended or actual)."""
+
+    flows: dict[tuple[int, int, MatchKey], FlowSpec] = field(default_factory=dict)
+    meters: dict[tuple[int, int], MeterSpec] = field(default_factory=dict)
+
+    def add_flow(self, spec: FlowSpec) -> None:
+        self.flows[spec.key] = spec
+
+    def add_meter(self, spec: MeterSpec) -> None:
+        self.meters[(spec.dpid, spec.meter_id)] = spec
+
+    def for_dp(self, dpid: int) -> Tables:
+        return Tables(
+            {k: v for k, v in self.flows.items() if k[0] == dpid},
+            {k: v for k, v in self.meters.items() if k[0] == dpid},
+        )

@@ -1,0 +1,146 @@
+"""Site-level path → per-site `InstallPath` commands, from the WAN's port layout (pure).
+
+Why here: the decision (which sites and links) belongs to the engine; turning it into the
+port-level hops each site's control unit needs only requires the port layout that
+`tandem infra wan up` assigned and published (site datapath ids, host port, link ports).
+The stream processor, the benchmarks and the tests all use this one function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+HOST_PORT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPorts:
+    link_id: str
+    site_a: str
+    port_a: int
+    site_b: str
+    port_b: int
+
+    def port_of(self, site: str) -> int:
+        if site == self.site_a:
+            return self.port_a
+        if site == self.site_b:
+            return self.port_b
+        raise KeyError(f"site {site!r} is not an endpoint of link {self.link_id!r}")
+
+    def other(self, site: str) -> str:
+        return self.site_b if site == self.site_a else self.site_a
+
+
+@dataclass(frozen=True, slots=True)
+class WanLayout:
+    dpids: Mapping[str, int]
+    links: Mapping[str, LinkPorts]
+    host_port: int = HOST_PORT
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> WanLayout:
+        return WanLayout(
+            dpids={s: int(v["dpid"]) for s, v in d["sites"].items()},
+            links={
+                lid: LinkPorts(lid, v["site_a"], int(v["port_a"]), v["site_b"], int(v["port_b"]))
+                for lid, v in d["links"].items()
+            },
+            host_port=int(d.get("host_port", HOST_PORT)),
+        )
+
+    def port_to_link(self, site: str) -> dict[int, str]:
+        return {
+            l.port_of(site): lid for lid, l in self.links.items() if site in (l.site_a, l.site_b)
+        }
+
+
+def site_hops(layout: WanLayout, link_path: Sequence[str], src: str) -> list[tuple[str, int, int]]:
+    """[(site, in_port, out_port)] from host port at `src` over `link_path` to the last
+    site's host port."""
+    hops: list[tuple[str, int, int]] = []
+    site, in_port = src, layout.host_port
+    for lid in link_path:
+        link = layout.links[lid]
+        hops.append((site, in_port, link.port_of(site)))
+        nxt = link.other(site)
+        in_port = link.port_of(nxt)
+        site = nxt
+    hops.append((site, in_port, layout.host_port))
+    return hops
+
+
+def install_commands(
+    layout: WanLayout,
+    *,
+    reservation_id: str,
+    generation: int,
+    src: str,
+    link_path: Sequence[str],
+    ipv4_src: str = "",
+    ipv4_dst: str = "",
+    ip_proto: int = 0,
+    rate_kbps: int = 0,
+    correlation_id: str = "",
+) -> dict[str, Any]:
+    """site → `tandem.v1.SdnCommand` (install) for every site on the path."""
+    from tandem.v1 import commands_pb2 as c
+
+    out: dict[str, Any] = {}
+    for i, (site, inp, outp) in enumerate(site_hops(layout, link_path, src)):
+        cmd = c.SdnCommand(command_id=f"{reservation_id}/g{generation}/{site}", site_id=site)
+        cmd.meta.correlation_id = correlation_id or reservation_id
+        cmd.meta.source = "tandem/sdn-paths"
+        ins = cmd.install
+        ins.reservation_id = reservation_id
+        ins.generation = generation
+        ins.match.ipv4_src = ipv4_src
+        ins.match.ipv4_dst = ipv4_dst
+        ins.match.ip_proto = ip_proto
+        ins.hops.add(datapath_id=layout.dpids[site], in_port=inp, out_port=outp)
+        ins.rate_kbps = rate_kbps
+        ins.ingress = i == 0
+        out[site] = cmd
+    return out
+
+
+def remove_command(site: str, reservation_id: str, generation: int = 0) -> Any:
+    from tandem.v1 import commands_pb2 as c
+
+    cmd = c.SdnCommand(command_id=f"{reservation_id}/rm{generation}/{site}", site_id=site)
+    cmd.remove.reservation_id = reservation_id
+    cmd.remove.generation = generation
+    return cmd
+
+
+def reroute_sequence(
+    layout: WanLayout,
+    *,
+    reservation_id: str,
+    old_generation: int,
+    old_src: str,
+    old_link_path: Sequence[str],
+    new_generation: int,
+    new_link_path: Sequence[str],
+    **match_and_rate: Any,
+) -> list[list[Any]]:
+    """Make-before-break across sites, as steps of commands; each step must be acknowledged
+    by every site in it before the next is sent:
+
+    1. the new generation on the non-ingress sites of the new path,
+    2. the new generation on the ingress site (the switch-over),
+    3. `RemovePath(old generation)` on every site of the old path (leftover old entries).
+    """
+    new = install_commands(
+        layout, reservation_id=reservation_id, generation=new_generation, src=old_src,
+        link_path=new_link_path, **match_and_rate,
+    )
+    step1 = [cmd for site, cmd in reversed(new.items()) if site != old_src]  # egress first
+    step2 = [new[old_src]]
+    old_sites = [s for s, _, _ in site_hops(layout, old_link_path, old_src)]
+    step3 = [remove_command(s, reservation_id, old_generation) for s in old_sites]
+    for cmd in step3:
+        cmd.command_id += f"/after-g{new_generation}"
+    return [step1, step2, step3]

@@ -1,0 +1,69 @@
+"""`tandem worker` (the stream processors) and `tandem demo`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from tandem.streams.settings import Settings
+
+    try:
+        s = Settings.from_env()
+    except ValueError as exc:
+        from tandem.cli import UserError
+
+        raise UserError(str(exc)) from None
+    for field in ("broker", "topic_prefix", "app_id", "web_port"):
+        value = getattr(args, field, None)
+        if value is not None:
+            s = replace(s, **{field: value})
+    if getattr(args, "no_web", False):
+        s = replace(s, web_enabled=False)
+    return s
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", help="Kafka bootstrap host:port (env TANDEM_KAFKA; default 127.0.0.1:9092)")
+    p.add_argument("--topic-prefix", dest="topic_prefix", help="topic name prefix (env TANDEM_TOPIC_PREFIX)")
+    p.add_argument("--app-id", dest="app_id", help="Faust app id / consumer group (env TANDEM_APP_ID)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    w = sub.add_parser("worker", help="run a stream-processing worker (Faust)")
+    _common(w)
+    w.add_argument("--web-port", dest="web_port", type=int, help="health/metrics port (default 6066)")
+    w.add_argument("--no-web", action="store_true", help="no web endpoint")
+    w.add_argument("--loglevel", default="info")
+    w.set_defaults(func=cmd_worker)
+    d = sub.add_parser("demo", help="the end-to-end demo on the local broker")
+    _common(d)
+    d.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the fold")
+    d.set_defaults(func=cmd_demo)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from tandem.streams.app import create_app
+
+    settings = _settings(args)
+    os.environ.setdefault("TANDEM_KAFKA", settings.broker)
+    tandem = create_app(settings)
+    worker = faust.Worker(tandem.app, loglevel=args.loglevel)
+    worker.execute_from_commandline()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tandem.services.demo import run_demo
+
+    if args.app_id is None:
+        args.app_id = "tandem-demo"
+    settings = _settings(args)
+    return asyncio.run(run_demo(settings, timeout=args.timeout))

@@ -1,0 +1,74 @@
+"""The Faust application of Tandem.
+
+`create_app(settings)` builds an app with its topics, tables and agents; the module-level
+`app` (built from the environment) is what `tandem worker` and `faust -A tandem.streams.app`
+run. Agents are a few lines each: decode, call the pure core, update a table, send.
+Values travel as raw protobuf bytes and are decoded inside the agents, so that a record that
+does not decode is dead-lettered with its origin instead of being dropped by a codec.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from tandem.streams import topics as T
+from tandem.streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tandem:
+    """An app and the handles its agents and callers need."""
+
+    app: faust.App
+    settings: Settings
+    topics: dict[str, faust.TopicT]
+    tables: dict[str, Any]
+
+    def topic(self, base: str) -> faust.TopicT:
+        return self.topics[base]
+
+
+def create_app(settings: Settings) -> Tandem:
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_replication_factor=1,
+        # Faust declares its own changelog/leader topics; ours carry partitions and config
+        # from tandem.streams.topics, the same specs `tandem infra topics` applies.
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=settings.web_enabled,
+        web_port=settings.web_port,
+        web_host="127.0.0.1",
+        datadir=f"{settings.data_dir}/{settings.app_id}",
+        producer_acks=-1,
+        table_cleanup_interval=30.0,
+    )
+    topics = {
+        base: app.topic(spec.name(settings.topic_prefix), key_type=bytes, value_type=bytes,
+                        partitions=spec.partitions, config=dict(spec.config))
+        for base, spec in T.SPECS.items()
+    }
+    tandem = Tandem(app=app, settings=settings, topics=topics, tables={})
+    from tandem.streams.agents import inventory
+
+    inventory.install(tandem)
+    return tandem
+
+
+def _from_env() -> faust.App:
+    return create_app(Settings.from_env()).app
+
+
+app = _from_env()

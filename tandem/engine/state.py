@@ -1,0 +1,158 @@
+"""Reservations and placements as an immutable value, and the fold that evolves it.
+
+`State` is what the stream processor keeps in its table and what `decide()` reads: the
+compiled network (capacity per link direction at the current instant), the bandwidth reserved
+per direction, the compute used per site and the admitted workloads (their last decision).
+Every change returns a new `State` (`apply`, `release`, `with_topology`), so a replay of the
+decision log folds to the same value, and a what-if never disturbs the live state.
+
+Floating-point sums would drift over thousands of add/remove pairs and break "releasing
+everything returns the state to empty"; values within `EPS` of zero are snapped to zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from .decision import Decision, Kind, Reservation
+from .network import Network
+from .topology import Topology
+
+EPS = 1e-6
+_ZERO3 = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    net: Network
+    used: tuple[float, ...]
+    site_used: Mapping[str, tuple[float, float, float]]
+    workloads: Mapping[str, Decision]
+
+    @staticmethod
+    def empty(topology: Topology, at: float | None = None, k: int = 4) -> State:
+        net = Network(topology, at, k)
+        return State(net, (0.0,) * len(net.cap), MappingProxyType({}), MappingProxyType({}))
+
+    @property
+    def topology(self) -> Topology:
+        return self.net.topology
+
+    def residual(self) -> list[float]:
+        """Free capacity per direction (may be negative after a capacity drop)."""
+        return [c - u for c, u in zip(self.net.cap, self.used)]
+
+    def site_free(self, site_id: str) -> tuple[float, float, float]:
+        s = self.net.topology.sites[site_id]
+        u = self.site_used.get(site_id, _ZERO3)
+        return (s.vcpus - u[0], s.memory_gib - u[1], s.storage_gib - u[2])
+
+    def utilisation(self) -> dict[tuple[str, str], float]:
+        """Reserved / capacity per (link id, from site); a dead direction with load is inf."""
+        out: dict[tuple[str, str], float] = {}
+        for d, (c, u) in enumerate(zip(self.net.cap, self.used)):
+            key = (self.net.link_ids[d >> 1], self.net.site_ids[self.net.dir_from[d]])
+            out[key] = u / c if c > 0 else (float("inf") if u > EPS else 0.0)
+        return out
+
+    def is_empty(self) -> bool:
+        return not self.workloads and not self.site_used and all(u == 0.0 for u in self.used)
+
+    # ------------------------------------------------------------------------------ fold
+    def apply(self, decision: Decision) -> State:
+        """Fold one decision: admit/replace, release, preempt, or nothing for a rejection."""
+        if decision.kind is Kind.REJECTED:
+            return self
+        base = self.release(decision.workload_id)
+        if decision.kind in (Kind.RELEASED, Kind.PREEMPTED):
+            return base
+        return base._add(decision)
+
+    def apply_all(self, decisions: Iterable[Decision]) -> State:
+        st = self
+        for d in decisions:
+            st = st.apply(d)
+        return st
+
+    def release(self, workload_id: str) -> State:
+        old = self.workloads.get(workload_id)
+        if old is None:
+            return self
+        used = list(self.used)
+        for r in old.paths:
+            for d in self._dirs(r):
+                used[d] -= r.bandwidth_mbps
+        site_used = dict(self.site_used)
+        if old.request is not None:
+            for gid, sid, _ in old.placements:
+                t = old.request.group(gid).total
+                u = site_used.get(sid, _ZERO3)
+                nu = tuple(_snap(a - b) for a, b in zip(u, t))
+                if nu == _ZERO3:
+                    site_used.pop(sid, None)
+                else:
+                    site_used[sid] = (nu[0], nu[1], nu[2])
+        wl = {k: v for k, v in self.workloads.items() if k != workload_id}
+        if not wl:
+            used = [0.0] * len(used)
+            site_used = {}
+        return State(self.net, tuple(_snap(u) for u in used), MappingProxyType(site_used),
+                     MappingProxyType(wl))
+
+    def _add(self, decision: Decision) -> State:
+        used = list(self.used)
+        for r in decision.paths:
+            for d in self._dirs(r):
+                used[d] += r.bandwidth_mbps
+        site_used = dict(self.site_used)
+        if decision.request is not None:
+            for gid, sid, _ in decision.placements:
+                t = decision.request.group(gid).total
+                u = site_used.get(sid, _ZERO3)
+                site_used[sid] = (u[0] + t[0], u[1] + t[1], u[2] + t[2])
+        wl = dict(self.workloads)
+        wl[decision.workload_id] = decision
+        return State(self.net, tuple(used), MappingProxyType(site_used), MappingProxyType(wl))
+
+    def _dirs(self, r: Reservation) -> tuple[int, ...]:
+        """Direction indices of a reservation on *this* network (remapped if links changed)."""
+        net = self.net
+        ok = all(
+            d < len(net.dir_from) and net.link_ids[d >> 1] == lid
+            and net.site_ids[net.dir_from[d]] == s
+            for d, lid, s in zip(r.dirs, r.links, r.sites)
+        )
+        if ok:
+            return r.dirs
+        return tuple(d for d in (dir_index(net, lid, s) for lid, s in zip(r.links, r.sites))
+                     if d >= 0)
+
+    def with_topology(self, topology: Topology, at: float | None = None) -> State:
+        """The same reservations on a changed topology (capacities, states, time)."""
+        net = self.net.with_capacity(topology, at)
+        fresh = State(net, (0.0,) * len(net.cap), MappingProxyType({}), MappingProxyType({}))
+        used = [0.0] * len(net.cap)
+        for dec in self.workloads.values():
+            for r in dec.paths:
+                for d in fresh._dirs(r):
+                    used[d] += r.bandwidth_mbps
+        return replace(fresh, used=tuple(used), site_used=self.site_used,
+                       workloads=self.workloads)
+
+    def over_reserved(self) -> list[int]:
+        """Directions whose reservations exceed their capacity (after a failure or fade)."""
+        return [d for d, (c, u) in enumerate(zip(self.net.cap, self.used)) if u > c + EPS]
+
+
+def dir_index(net: Network, link_id: str, from_site: str) -> int:
+    """Direction index of `link_id` leaving `from_site`, or -1 when the link is gone."""
+    for i, lid in enumerate(net.link_ids):
+        if lid == link_id:
+            return 2 * i if net.dir_from[2 * i] == net.index.get(from_site, -1) else 2 * i + 1
+    return -1
+
+
+def _snap(x: float) -> float:
+    return 0.0 if abs(x) < EPS else x

@@ -1,0 +1,46 @@
+"""Event envelopes: the metadata every Tandem event carries.
+
+Ids are random for facts that enter the system (an exporter's sample, a user's request) and
+derived from their cause for facts Tandem computes (`derived_id`), so that re-deriving a
+decision on replay gives the very same event id.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from tandem.v1 import common_pb2
+
+SCHEMA_VERSION = 1
+KNOWN_SCHEMA_VERSIONS = frozenset({1})
+_NS = uuid.UUID("8f6b0b1e-2f0c-4d36-9c39-6d1f3f1b7a10")
+
+
+def derived_id(*parts: str) -> str:
+    """A stable UUID (v5) for an event computed from the given cause, e.g. a request id."""
+    return str(uuid.uuid5(_NS, "\x1f".join(parts)))
+
+
+def new_meta(
+    source: str,
+    correlation_id: str = "",
+    event_id: str | None = None,
+    at: float | None = None,
+) -> common_pb2.EventMeta:
+    """Metadata for a new event: id, time (now unless `at`), schema version, correlation id."""
+    meta = common_pb2.EventMeta(
+        event_id=event_id or str(uuid.uuid4()),
+        schema_version=SCHEMA_VERSION,
+        correlation_id=correlation_id,
+        source=source,
+    )
+    t = time.time() if at is None else at
+    meta.time.seconds = int(t)
+    meta.time.nanos = int((t - int(t)) * 1e9)
+    return meta
+
+
+def meta_time(meta: common_pb2.EventMeta) -> float:
+    """The event time as seconds since the epoch."""
+    return meta.time.seconds + meta.time.nanos / 1e9

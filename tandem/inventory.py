@@ -1,0 +1,54 @@
+"""Inventory events: their keys on the compacted topic and their validity rules (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from tandem.v1 import inventory_pb2
+from tandem.validation import INVALID, UNKNOWN_REFERENCE, check_meta, check_ranges, require
+
+
+def site_key(site_id: str) -> str:
+    return f"site/{site_id}"
+
+
+def link_key(link_id: str) -> str:
+    return f"link/{link_id}"
+
+
+def inventory_key(event: inventory_pb2.InventoryEvent) -> str:
+    """The compaction key: the element the event is about."""
+    which = event.WhichOneof("change")
+    if which == "site":
+        return site_key(event.site.site_id)
+    if which == "link":
+        return link_key(event.link.link_id)
+    if which == "removed":
+        kind = event.removed.kind
+        prefix = "site" if kind == inventory_pb2.ElementRemoved.KIND_SITE else "link"
+        return f"{prefix}/{event.removed.id}"
+    raise ValueError("inventory event without a change")
+
+
+def check_inventory(event: inventory_pb2.InventoryEvent, known_sites: Container[str]) -> None:
+    """Raise InvalidEvent unless the event is well formed and refers only to known sites."""
+    check_meta(event)
+    check_ranges(event)
+    which = event.WhichOneof("change")
+    require(which is not None, INVALID, "change: none of site, link, removed is set")
+    if which == "site":
+        require(bool(event.site.site_id), INVALID, "site.site_id: empty")
+    elif which == "link":
+        link = event.link
+        require(bool(link.link_id), INVALID, "link.link_id: empty")
+        require(bool(link.site_a) and bool(link.site_b), INVALID, "link.site_a/site_b: empty")
+        require(link.site_a != link.site_b, INVALID,
+                f"link.site_b = {link.site_b!r}: a link joins two different sites")
+        for end in ("site_a", "site_b"):
+            site = getattr(link, end)
+            require(site in known_sites, UNKNOWN_REFERENCE,
+                    f"link.{end} = {site!r}: no such site in the inventory")
+    else:
+        require(bool(event.removed.id), INVALID, "removed.id: empty")
+        require(event.removed.kind != inventory_pb2.ElementRemoved.KIND_UNSPECIFIED, INVALID,
+                "removed.kind: unspecified")

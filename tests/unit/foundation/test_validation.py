@@ -1,0 +1,109 @@
+"""Decoding and validation: every kind of bad input is named, never raised as a crash."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from tandem.events import new_meta
+from tandem.inventory import check_inventory, inventory_key
+from tandem.v1 import inventory_pb2 as K
+from tandem.v1 import telemetry_pb2
+from tandem.validation import (
+    INVALID, OUT_OF_RANGE, UNDECODABLE, UNKNOWN_REFERENCE, UNKNOWN_SCHEMA_VERSION,
+    InvalidEvent, check_meta, check_ranges, decode,
+)
+
+
+def site_event(**kw: object) -> K.InventoryEvent:
+    return K.InventoryEvent(meta=new_meta("test"), site=K.Site(site_id="ams", **kw))
+
+
+def link_event(a: str = "ams", b: str = "fra", **kw: object) -> K.InventoryEvent:
+    return K.InventoryEvent(meta=new_meta("test"),
+                            link=K.Link(link_id="l1", site_a=a, site_b=b, **kw))
+
+
+@pytest.mark.parametrize("payload", [b"", b"\xff\xff\xff", b"\x0a\x05ab"])
+def test_garbage_is_undecodable(payload: bytes) -> None:
+    with pytest.raises(InvalidEvent) as err:
+        decode(K.InventoryEvent, payload)
+    assert err.value.reason == UNDECODABLE
+    assert "InventoryEvent" in err.value.detail
+
+
+def test_roundtrip_decodes() -> None:
+    ev = site_event(name="Amsterdam")
+    assert decode(K.InventoryEvent, ev.SerializeToString()) == ev
+
+
+def test_unknown_schema_version_is_named() -> None:
+    ev = site_event()
+    ev.meta.schema_version = 99
+    with pytest.raises(InvalidEvent) as err:
+        check_meta(ev)
+    assert err.value.reason == UNKNOWN_SCHEMA_VERSION
+    assert "99" in err.value.detail
+
+
+def test_missing_meta_and_future_time() -> None:
+    with pytest.raises(InvalidEvent) as err:
+        check_meta(K.InventoryEvent(site=K.Site(site_id="x")))
+    assert err.value.reason == INVALID
+    ev = site_event()
+    ev.meta.time.seconds = int(time.time()) + 3600
+    with pytest.raises(InvalidEvent) as err:
+        check_meta(ev)
+    assert err.value.reason == OUT_OF_RANGE and "future" in err.value.detail
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"capacity_ab_mbps": -5.0}, "link.capacity_ab_mbps"),
+        ({"latency_ms": math.nan}, "link.latency_ms"),
+        ({"loss": 1.5}, "link.loss"),
+        ({"cost_per_mbps": math.inf}, "link.cost_per_mbps"),
+    ],
+)
+def test_out_of_range_names_the_field(kw: dict[str, float], field: str) -> None:
+    with pytest.raises(InvalidEvent) as err:
+        check_ranges(link_event(**kw))
+    assert err.value.reason == OUT_OF_RANGE
+    assert err.value.detail.startswith(field)
+
+
+def test_nested_and_repeated_values_are_checked() -> None:
+    ev = site_event()
+    ev.site.location.latitude = 123.0
+    with pytest.raises(InvalidEvent, match="site.location.latitude"):
+        check_ranges(ev)
+    sample = telemetry_pb2.TelemetrySample(meta=new_meta("t"))
+    sample.link.utilisation_mbps = -1
+    with pytest.raises(InvalidEvent, match="link.utilisation_mbps"):
+        check_ranges(sample)
+
+
+def test_link_to_unknown_site_is_an_unknown_reference() -> None:
+    with pytest.raises(InvalidEvent) as err:
+        check_inventory(link_event(), known_sites={"ams"})
+    assert err.value.reason == UNKNOWN_REFERENCE
+    assert "site_b" in err.value.detail and "fra" in err.value.detail
+    check_inventory(link_event(), known_sites={"ams", "fra"})  # passes
+
+
+def test_self_loop_and_empty_ids_are_invalid() -> None:
+    with pytest.raises(InvalidEvent, match="two different sites"):
+        check_inventory(link_event("ams", "ams"), known_sites={"ams"})
+    with pytest.raises(InvalidEvent, match="site_id"):
+        check_inventory(K.InventoryEvent(meta=new_meta("t"), site=K.Site(name="x")), known_sites=())
+
+
+def test_inventory_keys() -> None:
+    assert inventory_key(site_event()) == "site/ams"
+    assert inventory_key(link_event()) == "link/l1"
+    removed = K.InventoryEvent(meta=new_meta("t"),
+                               removed=K.ElementRemoved(kind=K.ElementRemoved.KIND_LINK, id="l1"))
+    assert inventory_key(removed) == "link/l1"
