@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
-from tandem.v1 import alarms_pb2, commands_pb2, decision_pb2, inventory_pb2
+from tandem.v1 import alarms_pb2, commands_pb2, decider_pb2, decision_pb2, inventory_pb2
 from tandem.v1 import link_state_pb2, telemetry_pb2, workload_pb2
 
 PREFIX = os.environ.get("TANDEM_TOPIC_PREFIX", "")
@@ -34,6 +34,8 @@ class TopicSpec:
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
     doc: str = ""
+    # "protobuf" (binary) or "json" (the protobuf JSON mapping, for generic consumers).
+    encoding: str = "protobuf"
 
     def name(self, prefix: str | None = None) -> str:
         return (PREFIX if prefix is None else prefix) + self.base
@@ -51,6 +53,11 @@ SDN_ACKS_BASE = "tandem.sdn.acks"
 COMPUTE_ACKS_BASE = "tandem.compute.acks"
 SDN_COMMANDS_BASE = "tandem.sdn.commands."
 COMPUTE_COMMANDS_BASE = "tandem.compute.commands."
+DECIDER_BASE = "tandem.decider"
+# JSON mirrors of the NOC-facing topics (protobuf JSON mapping), for generic consumers.
+NOC_DECISIONS_JSON_BASE = "tandem.noc.decisions.json"
+NOC_ALARMS_JSON_BASE = "tandem.noc.alarms.json"
+NOC_LINK_STATE_JSON_BASE = "tandem.noc.link-state.json"
 
 SPECS: dict[str, TopicSpec] = {
     s.base: s
@@ -74,6 +81,17 @@ SPECS: dict[str, TopicSpec] = {
         TopicSpec(DEAD_LETTERS_BASE, alarms_pb2.DeadLetter, "origin topic", 1,
                   {"retention.ms": str(30 * DAY_MS)},
                   "Input that could not be processed, whole, with origin and reason."),
+        TopicSpec(DECIDER_BASE, decider_pb2.DeciderInput, "none (one partition)", 1,
+                  dict(FOREVER),
+                  "Every input that can change a decision, in the one order the decider folds "
+                  "(single partition: one serial order makes replay exact and prevents two "
+                  "workers from reserving the same capacity)."),
+        TopicSpec(NOC_DECISIONS_JSON_BASE, decision_pb2.Decision, "workload_id", 1,
+                  {"retention.ms": str(7 * DAY_MS)}, "Decisions as JSON (NOC).", "json"),
+        TopicSpec(NOC_ALARMS_JSON_BASE, alarms_pb2.Alarm, "element id", 1,
+                  {"retention.ms": str(7 * DAY_MS)}, "Alarms as JSON (NOC).", "json"),
+        TopicSpec(NOC_LINK_STATE_JSON_BASE, link_state_pb2.LinkStateEvent, "link_id", 1,
+                  {"retention.ms": str(7 * DAY_MS)}, "Link state as JSON (NOC).", "json"),
         TopicSpec(SDN_ACKS_BASE, commands_pb2.SdnAck, "site_id", 3, {"retention.ms": str(7 * DAY_MS)},
                   "Acknowledgements of the SDN control units."),
         TopicSpec(COMPUTE_ACKS_BASE, commands_pb2.ComputeAck, "site_id", 3,
@@ -99,6 +117,10 @@ ALARMS = SPECS[ALARMS_BASE].name()
 DEAD_LETTERS = SPECS[DEAD_LETTERS_BASE].name()
 SDN_ACKS = SPECS[SDN_ACKS_BASE].name()
 COMPUTE_ACKS = SPECS[COMPUTE_ACKS_BASE].name()
+DECIDER = SPECS[DECIDER_BASE].name()
+NOC_DECISIONS_JSON = SPECS[NOC_DECISIONS_JSON_BASE].name()
+NOC_ALARMS_JSON = SPECS[NOC_ALARMS_JSON_BASE].name()
+NOC_LINK_STATE_JSON = SPECS[NOC_LINK_STATE_JSON_BASE].name()
 
 
 _LEGAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")

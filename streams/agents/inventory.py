@@ -30,7 +30,9 @@ class _SitesOf:
 
 def install(tandem: Any) -> None:
     app = tandem.app
-    table = app.Table(
+    # Global: every worker reads the whole topology (telemetry and decisions need it on
+    # whichever worker holds their partitions).
+    table = app.GlobalTable(
         "inventory", default=None, key_type=str, value_type=bytes, partitions=1,
     )
     tandem.tables["inventory"] = table

@@ -38,9 +38,16 @@ def test_port_taken_fails_with_a_clear_message(tmp_path: Path) -> None:
     assert not (tmp_path / "kafka" / "kafka.pid").exists()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def test_missing_java_fails_with_a_clear_message(tmp_path: Path) -> None:
-    res = run("up", env={"TANDEM_STATE_DIR": str(tmp_path), "TANDEM_KAFKA_PORT": "19092",
-                         "PATH": str(tmp_path)})
+    port = free_port()
+    res = run("up", env={"TANDEM_STATE_DIR": str(tmp_path), "TANDEM_KAFKA_PORT": str(port),
+                         "TANDEM_KAFKA_CONTROLLER_PORT": str(free_port()), "PATH": str(tmp_path)})
     assert res.returncode == 1
     assert "Java is not installed" in res.stderr
 

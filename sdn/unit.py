@@ -1,0 +1,550 @@
+"""The SDN control unit of one site: os-ken (native hub threads) + aiokafka (asyncio thread).
+
+Why this shape:
+- One worker thread owns the intended state (`SiteIntent`) and the switches' tables: commands
+  and reconciliations are jobs on one queue, so they never interleave.
+- Intended state is rebuilt at start by folding the site's command topic from offset 0; the
+  commands below the consumer group's committed offset were acknowledged before and are only
+  folded. When the replay reaches the end the unit waits briefly for its switches, reconciles
+  each one (repairing only the difference), and then acknowledges the commands that arrived
+  while it was down.
+- Every live command runs make-before-break (phases of `state.Plan`, a barrier after each) and
+  is acknowledged on `tandem.sdn.acks` with its timings, or as FAILED with the switch's error.
+- Poller threads publish port counters (telemetry), LLDP (discovery) and reconcile
+  periodically; port status changes become link-state events.
+Kafka I/O stays on the asyncio thread; other threads hand messages over with
+`loop.call_soon_threadsafe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from os_ken.ofproto import ofproto_v1_3 as ofp
+
+from tandem.sdn import lldp
+from tandem.sdn.app import SwitchChannel, SwitchGone
+from tandem.sdn.intents import Tables, spec_from_flow_stats, spec_from_meter_config
+from tandem.sdn.reconcile import diff
+from tandem.sdn.state import FLOW_ADD, FLOW_DEL, METER_ADD, METER_DEL, METER_MOD, NOOP, OK, REJECTED, Plan, SiteIntent
+
+log = logging.getLogger("tandem.sdn.unit")
+
+Publish = Callable[[str, str, Any], None]  # (topic kind, key, protobuf message)
+
+
+@dataclass(slots=True)
+class Job:
+    kind: str  # "command" | "replay_done" | "reconcile" | "stop"
+    cmd: Any = None
+    offset: int = -1
+    replay: bool = False
+    needs_ack: bool = True
+    received: float = field(default_factory=time.perf_counter)
+    dpid: int = 0
+
+
+@dataclass(slots=True)
+class ExecResult:
+    error: str = ""
+    sent_ms: float = 0.0
+    confirmed_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class UnitConfig:
+    site: str
+    stats_interval: float = 5.0
+    lldp_interval: float = 2.0
+    reconcile_interval: float = 30.0
+    connect_wait: float = 5.0
+    barrier_timeout: float = 10.0
+
+
+class ControlUnit:
+    def __init__(self, cfg: UnitConfig, publish: Publish, on_acked: Callable[[int], None]) -> None:
+        self.cfg = cfg
+        self.site = cfg.site
+        self.publish = publish
+        self.on_acked = on_acked  # commit the command's offset once its ack is out
+        self.intent = SiteIntent()
+        self.channels: dict[int, SwitchChannel] = {}
+        self.jobs: queue.Queue[Job] = queue.Queue()
+        self.caught_up = threading.Event()
+        self.stopping = threading.Event()
+        self._pending: list[tuple[Job, Plan]] = []
+        # (dpid, port) → (link_id, peer site, peer port), from inventory / the WAN layout
+        self.declared: dict[int, tuple[str, str, int]] = {}
+        self._heard: dict[tuple[int, int], tuple[lldp.Heard, float]] = {}
+        self._reported: dict[tuple[int, int], tuple[str, Any]] = {}
+        self.stats = {"commands": 0, "reconciles": 0, "repairs": 0}
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        for target in (self._worker, self._poll_stats, self._poll_lldp, self._poll_reconcile):
+            t = threading.Thread(target=target, name=f"sdn-{target.__name__}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.jobs.put(Job("stop"))
+
+    # ------------------------------------------------------------------ from os-ken
+    def switch_up(self, ch: SwitchChannel) -> None:
+        self.channels[ch.dpid] = ch
+        self.jobs.put(Job("reconcile", dpid=ch.dpid))
+
+    def switch_down(self, ch: SwitchChannel) -> None:
+        if self.channels.get(ch.dpid) is ch:
+            del self.channels[ch.dpid]
+
+    def port_status(self, ch: SwitchChannel, msg: Any) -> None:
+        from tandem.events import new_meta
+        from tandem.v1 import link_state_pb2 as ls
+
+        desc = msg.desc
+        down = (msg.reason == ofp.OFPPR_DELETE or bool(desc.state & ofp.OFPPS_LINK_DOWN)
+                or bool(desc.config & ofp.OFPPC_PORT_DOWN))
+        if down:
+            ch.ports.discard(desc.port_no)
+        else:
+            ch.ports.add(desc.port_no)
+        link_id = self.declared.get(desc.port_no, ("", "", 0))[0]
+        ev = ls.LinkStateEvent(
+            meta=new_meta(f"sdn/{self.site}"), link_id=link_id,
+            state=ls.OPER_STATE_DOWN if down else ls.OPER_STATE_UP,
+            cause=f"port {'down' if down else 'up'} on {self.site} dp {ch.dpid:#x} port "
+                  f"{desc.port_no}",
+        )
+        log.info("port status: %s (link %s)", ev.cause, link_id or "?")
+        self.publish("link_state", link_id or f"{self.site}/{desc.port_no}", ev)
+
+    def packet_in(self, ch: SwitchChannel, in_port: int, data: bytes) -> None:
+        heard = lldp.parse_lldp(data)
+        if heard is not None:
+            self._heard[(ch.dpid, in_port)] = (heard, time.monotonic())
+
+    # ------------------------------------------------------------------ worker
+    def _worker(self) -> None:
+        while not self.stopping.is_set():
+            job = self.jobs.get()
+            try:
+                if job.kind == "stop":
+                    return
+                if job.kind == "command":
+                    self._command(job)
+                elif job.kind == "replay_done":
+                    self._replay_done()
+                elif job.kind == "reconcile" and self.caught_up.is_set():
+                    self.reconcile(job.dpid)
+            except Exception:  # one bad job must not stop the unit
+                log.exception("job %s failed", job.kind)
+
+    def _command(self, job: Job) -> None:
+        cmd = job.cmd
+        plan = self.intent.apply_command(cmd)
+        self.stats["commands"] += 1
+        if job.replay:
+            if job.needs_ack:
+                self._pending.append((job, plan))
+            return
+        res = ExecResult()
+        if plan.status == OK:
+            res = self.execute(plan, job.received)
+        self._ack(job, plan, res)
+
+    def _ack(self, job: Job, plan: Plan, res: ExecResult) -> None:
+        from tandem.events import new_meta
+        from tandem.v1 import commands_pb2 as c
+
+        if plan.status == REJECTED:
+            status, error = c.ACK_STATUS_FAILED, plan.reason
+        elif res.error:
+            status, error = c.ACK_STATUS_FAILED, res.error
+        elif plan.status == NOOP:
+            status, error = c.ACK_STATUS_NOOP, plan.reason
+        else:
+            status, error = c.ACK_STATUS_OK, ""
+        ack = c.SdnAck(
+            meta=new_meta(f"sdn/{self.site}", correlation_id=job.cmd.meta.correlation_id),
+            command_id=job.cmd.command_id, site_id=self.site, status=status, error=error,
+            flows_added=plan.count(FLOW_ADD), flows_removed=plan.count(FLOW_DEL),
+            meters_changed=plan.count(METER_ADD, METER_MOD, METER_DEL),
+            sent_ms=res.sent_ms, confirmed_ms=res.confirmed_ms,
+        )
+        if status == c.ACK_STATUS_FAILED:
+            log.warning("command %s failed: %s", job.cmd.command_id, error)
+        self.publish("ack", self.site, ack)
+        if job.offset >= 0:
+            self.on_acked(job.offset)
+
+    def execute(self, plan: Plan, t0: float | None = None) -> ExecResult:
+        """Run the plan's phases in order, each barrier-confirmed on every switch it touched."""
+        t0 = time.perf_counter() if t0 is None else t0
+        res = ExecResult()
+        for phase in plan.phases:
+            by_dp: dict[int, list[Any]] = {}
+            for op in phase:
+                by_dp.setdefault(op.dpid, []).append(op)
+            missing = [dp for dp in by_dp if dp not in self.channels]
+            if missing:
+                res.error = ("switch " + ", ".join(f"{dp:#x}" for dp in sorted(missing))
+                             + " not connected (installed by reconciliation when it connects)")
+                return res
+            sent: dict[int, tuple[SwitchChannel, list[int], list[Any]]] = {}
+            try:
+                for dp, ops in by_dp.items():
+                    ch = self.channels[dp]
+                    sent[dp] = (ch, ch.send([op.to_msg() for op in ops]), ops)
+                res.sent_ms = (time.perf_counter() - t0) * 1000
+                for dp, (ch, xids, ops) in sent.items():
+                    ch.barrier(self.cfg.barrier_timeout)
+                    errs = ch.take_errors(xids)
+                    if errs:
+                        first = min(errs)
+                        op = ops[xids.index(first)]
+                        res.error = (f"switch {dp:#x} refused {op.kind} "
+                                     f"{getattr(op.spec, 'meter_id', '')}: {errs[first]}"
+                                     + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""))
+                        return res
+            except SwitchGone as exc:
+                res.error = str(exc)
+                return res
+            res.confirmed_ms = (time.perf_counter() - t0) * 1000
+        return res
+
+    # ------------------------------------------------------------------ reconciliation
+    def read_tables(self, ch: SwitchChannel) -> Tables:
+        t = Tables()
+        for s in ch.flow_stats():
+            t.add_flow(spec_from_flow_stats(ch.dpid, s))
+        for m in ch.meter_configs():
+            t.add_meter(spec_from_meter_config(ch.dpid, m))
+        return t
+
+    def reconcile(self, dpid: int) -> ExecResult:
+        ch = self.channels.get(dpid)
+        if ch is None:
+            return ExecResult(error=f"switch {dpid:#x} not connected")
+        try:
+            if not ch.ports:
+                ch.ports = {p.port_no for p in ch.port_descs() if p.port_no <= ofp.OFPP_MAX
+                            and not (p.state & ofp.OFPPS_LINK_DOWN)}
+            actual = self.read_tables(ch)
+        except SwitchGone as exc:
+            return ExecResult(error=str(exc))
+        d = diff(self.intent.desired({dpid}), actual)
+        self.stats["reconciles"] += 1
+        if d.foreign_flows:
+            log.warning("switch %#x carries %d entries that are not Tandem's (left alone)",
+                        dpid, d.foreign_flows)
+        if not d.plan.phases:
+            return ExecResult()
+        n = len(d.plan.ops)
+        self.stats["repairs"] += n
+        res = self.execute(d.plan)
+        log.info("reconciled switch %#x: %d repairs (%s)%s", dpid, n,
+                 ", ".join(f"{k}={d.plan.count(k)}" for k in
+                           (METER_ADD, METER_MOD, FLOW_ADD, FLOW_DEL, METER_DEL) if d.plan.count(k)),
+                 f" FAILED: {res.error}" if res.error else "")
+        return res
+
+    def _replay_done(self) -> None:
+        want = set(self.intent.dpids)
+        deadline = time.monotonic() + self.cfg.connect_wait
+        while want - set(self.channels) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        results = {dp: self.reconcile(dp) for dp in sorted(self.channels)}
+        self.caught_up.set()
+        log.info("replayed %d commands; reconciled %d switches", self.stats["commands"],
+                 len(results))
+        for job, plan in self._pending:
+            res = ExecResult()
+            if plan.status == OK:
+                errs = [results[dp].error if dp in results else f"switch {dp:#x} not connected"
+                        for dp in plan.dpids]
+                res.error = "; ".join(e for e in errs if e)
+            self._ack(job, plan, res)
+        self._pending.clear()
+
+    # ------------------------------------------------------------------ pollers
+    def _poll_reconcile(self) -> None:
+        while not self.stopping.wait(self.cfg.reconcile_interval):
+            if self.caught_up.is_set():
+                for dp in list(self.channels):
+                    self.jobs.put(Job("reconcile", dpid=dp))
+
+    def _poll_stats(self) -> None:
+        from tandem.events import new_meta
+        from tandem.v1 import telemetry_pb2 as tm
+
+        while not self.stopping.wait(self.cfg.stats_interval):
+            for ch in list(self.channels.values()):
+                try:
+                    stats = ch.port_stats()
+                except SwitchGone:
+                    continue
+                for s in stats:
+                    if s.port_no > ofp.OFPP_MAX:
+                        continue
+                    sample = tm.TelemetrySample(meta=new_meta(f"sdn/{self.site}"), port=tm.PortSample(
+                        datapath_id=ch.dpid, port_no=s.port_no, rx_bytes=s.rx_bytes,
+                        tx_bytes=s.tx_bytes, rx_packets=s.rx_packets, tx_packets=s.tx_packets,
+                        rx_dropped=s.rx_dropped, tx_dropped=s.tx_dropped,
+                        duration_s=s.duration_sec + s.duration_nsec / 1e9))
+                    key = self.declared.get(s.port_no, (self.site,))[0] or self.site
+                    self.publish("telemetry", key, sample)
+
+    def _poll_lldp(self) -> None:
+        while not self.stopping.wait(self.cfg.lldp_interval):
+            for ch in list(self.channels.values()):
+                for port in sorted(ch.ports):
+                    if port == 1 or port > ofp.OFPP_MAX:
+                        continue  # port 1 is the site's host, not a WAN link
+                    try:
+                        ch.packet_out(port, lldp.build_lldp(self.site, ch.dpid, port))
+                    except SwitchGone:
+                        break
+            self._report_links()
+
+    def _report_links(self) -> None:
+        from tandem.events import new_meta
+        from tandem.v1 import inventory_pb2 as inv
+
+        hold = 3 * self.cfg.lldp_interval + 1.0
+        now = time.monotonic()
+        for ch in list(self.channels.values()):
+            ports = set(self.declared) | {p for (dp, p) in self._heard if dp == ch.dpid}
+            for port in sorted(ports):
+                h = self._heard.get((ch.dpid, port))
+                heard = h[0] if h and now - h[1] <= hold else None
+                decl = self.declared.get(port)
+                status = lldp.classify((decl[1], decl[2]) if decl else None, heard)
+                if status is None or self._reported.get((ch.dpid, port)) == (status, heard):
+                    continue
+                self._reported[(ch.dpid, port)] = (status, heard)
+                obs = inv.LinkObservation(
+                    observer_site=self.site, datapath_id=ch.dpid, port_no=port,
+                    link_id=decl[0] if decl else "",
+                    peer_site=heard.peer_site if heard else "",
+                    peer_datapath_id=heard.peer_dpid if heard else 0,
+                    peer_port_no=heard.peer_port if heard else 0,
+                    expected_peer_site=decl[1] if decl else "",
+                    expected_peer_port_no=decl[2] if decl else 0,
+                    status=inv.LinkObservation.Status.Value(f"STATUS_{status.upper()}"),
+                )
+                if status != lldp.OK:
+                    log.warning("LLDP on %s port %d: %s (heard %s, declared %s)", self.site,
+                                port, status, heard, decl)
+                self.publish("inventory", f"observed/{self.site}/{ch.dpid}/{port}",
+                             inv.InventoryEvent(meta=new_meta(f"sdn/{self.site}"), observed=obs))
+
+    # ------------------------------------------------------------------ inventory
+    def learn_inventory(self, ev: Any, site_dpids: dict[str, int]) -> None:
+        """Fold an inventory event into the declared port → link map of this site."""
+        which = ev.WhichOneof("change")
+        if which == "site":
+            site_dpids[ev.site.site_id] = ev.site.datapath_id
+        elif which == "link":
+            l = ev.link
+            if not (l.port_a and l.port_b):
+                return
+            peers = lldp.expected_peers(self.site, {l.link_id: (l.site_a, l.port_a, l.site_b,
+                                                                l.port_b)})
+            for port in [p for p, v in self.declared.items() if v[0] == l.link_id]:
+                del self.declared[port]
+            self.declared.update(peers)
+        elif which == "removed" and ev.removed.kind == ev.removed.KIND_LINK:
+            for port in [p for p, v in self.declared.items() if v[0] == ev.removed.id]:
+                del self.declared[port]
+
+    def learn_layout(self, layout: Any) -> None:
+        """Declared links from a `WanLayout` (the local WAN state file)."""
+        self.declared.update(lldp.expected_peers(self.site, {
+            lid: (l.site_a, l.port_a, l.site_b, l.port_b) for lid, l in layout.links.items()}))
+
+
+# ====================================================================== Kafka side (asyncio)
+
+
+async def run_kafka(unit: ControlUnit, bootstrap: str, prefix: str | None,
+                    ready: asyncio.Event | None = None) -> None:
+    """Consume the site's command topic (replay from 0, then live), produce acks and events."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    from tandem.services.kafka_admin import ensure_topics
+    from tandem.streams import topics as T
+    from tandem.v1 import commands_pb2 as c
+    from tandem.v1 import inventory_pb2
+
+    site = unit.site
+    cmd_topic = T.sdn_commands_topic(site, prefix)
+    names = {"ack": T.SPECS[T.SDN_ACKS_BASE].name(prefix),
+             "telemetry": T.SPECS[T.TELEMETRY_BASE].name(prefix),
+             "link_state": T.SPECS[T.LINK_STATE_BASE].name(prefix),
+             "inventory": T.SPECS[T.INVENTORY_BASE].name(prefix)}
+    await ensure_topics(bootstrap, T.core_topics(prefix) + [(cmd_topic, T.SDN_COMMANDS_SPEC)])
+    loop = asyncio.get_running_loop()
+    outbox: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
+    commits: asyncio.Queue[int] = asyncio.Queue()
+    unit.publish = lambda kind, key, msg: loop.call_soon_threadsafe(
+        outbox.put_nowait, (kind, key, msg))
+    unit.on_acked = lambda off: loop.call_soon_threadsafe(commits.put_nowait, off)
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1,
+                                client_id=f"tandem-sdn-{site}")
+    group = f"tandem-sdn-{site}"
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                client_id=f"tandem-sdn-{site}", fetch_max_wait_ms=20)
+    inv_consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=200)
+    await producer.start()
+    await consumer.start()
+    await inv_consumer.start()
+    tp = TopicPartition(cmd_topic, 0)
+    consumer.assign([tp])
+    committed = await consumer.committed(tp) or 0
+    end = (await consumer.end_offsets([tp]))[tp]
+    await consumer.seek_to_beginning(tp)
+    inv_tp = TopicPartition(names["inventory"], 0)
+    inv_consumer.assign([inv_tp])
+    await inv_consumer.seek_to_beginning(inv_tp)
+    log.info("site %s: replaying %s offsets 0..%d (acknowledged below %d)", site, cmd_topic,
+             end, committed)
+    if end == 0:
+        unit.jobs.put(Job("replay_done"))
+    if ready is not None:
+        ready.set()
+
+    async def pump_out() -> None:
+        while True:
+            kind, key, msg = await outbox.get()
+            await producer.send(names[kind], msg.SerializeToString(), key=key.encode())
+
+    async def pump_commits() -> None:
+        while True:
+            off = await commits.get()
+            while not commits.empty():
+                off = max(off, commits.get_nowait())
+            await consumer.commit({tp: off + 1})
+
+    async def pump_inventory() -> None:
+        site_dpids: dict[str, int] = {}
+        async for rec in inv_consumer:
+            try:
+                ev = inventory_pb2.InventoryEvent.FromString(rec.value)
+            except Exception:
+                continue
+            unit.learn_inventory(ev, site_dpids)
+
+    async def pump_commands() -> None:
+        async for rec in consumer:
+            received = time.perf_counter()
+            try:
+                cmd = c.SdnCommand.FromString(rec.value)
+            except Exception as exc:
+                log.warning("offset %d of %s is not an SdnCommand (%s): skipped", rec.offset,
+                            cmd_topic, exc)
+                cmd = None
+            if cmd is not None and cmd.site_id and cmd.site_id != site:
+                log.warning("command %s is for site %s, not %s: skipped", cmd.command_id,
+                            cmd.site_id, site)
+                cmd = None
+            replay = rec.offset < end
+            if cmd is not None:
+                unit.jobs.put(Job("command", cmd=cmd, offset=rec.offset, replay=replay,
+                                  needs_ack=rec.offset >= committed, received=received))
+            elif not replay:
+                unit.on_acked(rec.offset)
+            if replay and rec.offset == end - 1:
+                unit.jobs.put(Job("replay_done"))
+
+    tasks = [asyncio.create_task(t()) for t in (pump_out, pump_commits, pump_inventory,
+                                                 pump_commands)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for t in tasks:
+            t.cancel()
+        # flush what the threads handed over before we stop
+        while not outbox.empty():
+            kind, key, msg = outbox.get_nowait()
+            await producer.send(names[kind], msg.SerializeToString(), key=key.encode())
+        await producer.stop()
+        await consumer.stop()
+        await inv_consumer.stop()
+
+
+def start_osken(of_port: int, listen_host: str = "127.0.0.1") -> Any:
+    """Start os-ken's AppManager with our app (native hub, daemon threads); returns the app."""
+    from os_ken import cfg
+    from os_ken.base import app_manager
+    from os_ken.controller import controller  # noqa: F401  (registers the ofp-* options)
+
+    cfg.CONF([], project="os_ken")
+    cfg.CONF.set_override("ofp_tcp_listen_port", of_port)
+    cfg.CONF.set_override("ofp_listen_host", listen_host)
+    mgr = app_manager.AppManager.get_instance()
+    mgr.load_apps(["tandem.sdn.app"])
+    contexts = mgr.create_contexts()
+    mgr.instantiate_apps(**contexts)  # starts the apps' threads (and the OpenFlow listener)
+    return mgr.applications["TandemSdnApp"]
+
+
+def serve(site: str, bootstrap: str, of_port: int, prefix: str | None = None,
+          cfg: UnitConfig | None = None, layout: Any = None) -> int:
+    """Run the control unit until SIGINT/SIGTERM. os-ken runs in daemon threads started from
+    a daemon thread (the native hub's threads inherit that), asyncio in the main thread."""
+    import signal
+
+    from tandem.sdn.app import TandemSdnApp
+
+    unit = ControlUnit(cfg or UnitConfig(site), publish=lambda *_: None, on_acked=lambda _: None)
+    if layout is not None:
+        unit.learn_layout(layout)
+    TandemSdnApp.unit = unit
+    boot: dict[str, Any] = {}
+
+    def boot_osken() -> None:
+        try:
+            boot["app"] = start_osken(of_port)
+        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+            boot["error"] = exc
+
+    t = threading.Thread(target=boot_osken, name="osken-boot", daemon=True)
+    t.start()
+    t.join(10)
+    if "error" in boot:
+        raise RuntimeError(f"os-ken could not start on port {of_port}: {boot['error']}")
+    unit.start()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        kafka = asyncio.create_task(run_kafka(unit, bootstrap, prefix))
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({kafka, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        unit.stop()
+        if kafka in done:
+            kafka.result()  # raises what killed the Kafka side
+        kafka.cancel()
+        try:
+            await kafka
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+    log.info("control unit of %s stopped", site)
+    return 0
