@@ -144,3 +144,35 @@ def reroute_sequence(
     for cmd in step3:
         cmd.command_id += f"/after-g{new_generation}"
     return [step1, step2, step3]
+
+
+def shortest_link_path(layout: WanLayout, src: str, dst: str,
+                       exclude: Sequence[str] = ()) -> list[str]:
+    """Fewest-hops link path (ties broken by link ids), avoiding `exclude`; [] if none.
+    Only for drivers standing in for the engine (tests, benchmarks, by-hand sessions)."""
+    from collections import deque
+
+    prev: dict[str, tuple[str, str]] = {}
+    seen = {src}
+    todo = deque([src])
+    while todo:
+        site = todo.popleft()
+        if site == dst:
+            break
+        for lid in sorted(layout.links):
+            l = layout.links[lid]
+            if lid in exclude or site not in (l.site_a, l.site_b):
+                continue
+            nxt = l.other(site)
+            if nxt not in seen:
+                seen.add(nxt)
+                prev[nxt] = (site, lid)
+                todo.append(nxt)
+    if dst not in seen or src == dst:
+        return []
+    path: list[str] = []
+    site = dst
+    while site != src:
+        site, lid = prev[site]
+        path.append(lid)
+    return path[::-1]

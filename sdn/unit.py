@@ -547,4 +547,7 @@ def serve(site: str, bootstrap: str, of_port: int, prefix: str | None = None,
 
     asyncio.run(main())
     log.info("control unit of %s stopped", site)
+    for th in threading.enumerate():
+        if th is not threading.current_thread() and not th.daemon:
+            log.debug("non-daemon thread left at exit: %s", th.name)
     return 0

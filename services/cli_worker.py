@@ -43,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _common(d)
     d.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the fold")
     d.set_defaults(func=cmd_demo)
+    r = sub.add_parser("replay", help="re-derive every decision from the decider log and "
+                                      "compare with the decision log")
+    _common(r)
+    r.set_defaults(func=cmd_replay)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -67,3 +71,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.app_id = "tandem-demo"
     settings = _settings(args)
     return asyncio.run(run_demo(settings, timeout=args.timeout))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tandem.services.replay import replay
+
+    settings = _settings(args)
+    rep = asyncio.run(replay(settings.broker, settings.topic_prefix))
+    print(f"replayed {rep.inputs} decider inputs in {rep.seconds:.2f} s: {rep.derived} decisions "
+          f"re-derived, {rep.logged} on the log, {rep.matched} identical")
+    if rep.ok:
+        print("replay matches the decision log")
+        return 0
+    if rep.first_divergence:
+        print(f"FIRST DIVERGENCE: {rep.first_divergence}")
+    if rep.missing_from_log:
+        print(f"{len(rep.missing_from_log)} re-derived decisions are not on the log "
+              f"(first: {rep.missing_from_log[0]})")
+    if rep.not_rederived:
+        print(f"{len(rep.not_rederived)} logged decisions were not re-derived "
+              f"(first: {rep.not_rederived[0]})")
+    return 1

@@ -61,9 +61,11 @@ def create_app(settings: Settings) -> Tandem:
         for base, spec in T.SPECS.items()
     }
     tandem = Tandem(app=app, settings=settings, topics=topics, tables={})
-    from tandem.streams.agents import inventory
+    from tandem.streams.agents import decider, forward, inventory
 
     inventory.install(tandem)
+    forward.install(tandem)
+    decider.install(tandem)
     return tandem
 
 

@@ -1,9 +1,11 @@
-"""Inventory events: their keys on the compacted topic and their validity rules (pure)."""
+"""Inventory events: keys on the compacted topic, validity rules, and the mapping between
+events and the engine's `Topology` (pure)."""
 
 from __future__ import annotations
 
 from collections.abc import Container
 
+from tandem.engine.topology import Topology
 from tandem.v1 import inventory_pb2
 from tandem.validation import INVALID, UNKNOWN_REFERENCE, check_meta, check_ranges, require
 
@@ -52,3 +54,24 @@ def check_inventory(event: inventory_pb2.InventoryEvent, known_sites: Container[
         require(bool(event.removed.id), INVALID, "removed.id: empty")
         require(event.removed.kind != inventory_pb2.ElementRemoved.KIND_UNSPECIFIED, INVALID,
                 "removed.kind: unspecified")
+
+
+# ------------------------------------------------------------------ engine topology → events
+def inventory_events(topology: Topology, source: str = "inventory/loader",
+                     ports: dict[str, tuple[int, int]] | None = None,
+                     dpids: dict[str, int] | None = None) -> list[inventory_pb2.InventoryEvent]:
+    """A topology as the inventory events that would build it (sites first, then links),
+    with the switch ports and datapath ids of an SDN-controlled WAN when given."""
+    from tandem.events import new_meta
+    from tandem.pbconvert import link_to_pb, site_to_pb
+
+    out = []
+    for sid, s in topology.sites.items():
+        site = site_to_pb(s)
+        site.datapath_id = (dpids or {}).get(sid, 0)
+        out.append(inventory_pb2.InventoryEvent(meta=new_meta(source), site=site))
+    for lid, ln in topology.links.items():
+        link = link_to_pb(ln)
+        link.port_a, link.port_b = (ports or {}).get(lid, (0, 0))
+        out.append(inventory_pb2.InventoryEvent(meta=new_meta(source), link=link))
+    return out

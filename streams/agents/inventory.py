@@ -1,7 +1,8 @@
-"""Inventory agent: folds site and link events into the `inventory` table.
+"""Inventory agent: folds site and link events into the `inventory` table and forwards them
+to the decider log (capacity and topology changes can change decisions).
 
 The table maps "site/<id>" and "link/<id>" to the element's latest protobuf bytes (a removal
-deletes the key), which is the live topology every other agent reads.
+deletes the key, and removing a site removes its links): the live topology every agent reads.
 """
 
 from __future__ import annotations
@@ -11,15 +12,14 @@ from typing import Any
 
 from tandem.inventory import check_inventory, inventory_key, site_key
 from tandem.streams import topics as T
-from tandem.streams.deadletter import dead_letter
+from tandem.streams.agents.base import decider_input, forward, run_input_agent
 from tandem.v1 import inventory_pb2
-from tandem.validation import PROCESSING_ERROR, InvalidEvent, decode
 
 log = logging.getLogger(__name__)
 
 
-class _SitesOf:
-    """`site_id in known` over the table, for the pure reference check."""
+class SitesOf:
+    """`site_id in known` over the inventory table, for the pure reference checks."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
@@ -28,29 +28,31 @@ class _SitesOf:
         return site_key(str(site_id)) in self.table
 
 
+class LinksOf:
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __contains__(self, link_id: object) -> bool:
+        return f"link/{link_id}" in self.table
+
+
 def install(tandem: Any) -> None:
     app = tandem.app
     # Global: every worker reads the whole topology (telemetry and decisions need it on
     # whichever worker holds their partitions).
-    table = app.GlobalTable(
-        "inventory", default=None, key_type=str, value_type=bytes, partitions=1,
-    )
+    table = app.GlobalTable("inventory", default=None, key_type=str, value_type=bytes,
+                            partitions=1)
     tandem.tables["inventory"] = table
-    source = tandem.topic(T.INVENTORY_BASE)
-    dead = tandem.topic(T.DEAD_LETTERS_BASE)
+    sites = SitesOf(table)
 
-    @app.agent(source, name="tandem.inventory-fold")
+    async def handle(event: Any, msg: inventory_pb2.InventoryEvent) -> None:
+        apply(table, msg)
+        await forward(tandem, decider_input("streams/inventory", msg, inventory=msg))
+
+    @app.agent(tandem.topic(T.INVENTORY_BASE), name="tandem.inventory-fold")
     async def fold_inventory(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                msg = decode(inventory_pb2.InventoryEvent, event.value)
-                check_inventory(msg, _SitesOf(table))
-                apply(table, msg)
-            except InvalidEvent as bad:
-                await dead_letter(dead, event, bad.reason, bad.detail, "inventory-fold")
-            except Exception as exc:  # a bug must not lose the record: keep it, say why
-                log.exception("inventory-fold failed on a record")
-                await dead_letter(dead, event, PROCESSING_ERROR, repr(exc), "inventory-fold")
+        await run_input_agent(tandem, stream, inventory_pb2.InventoryEvent,
+                              lambda m: check_inventory(m, sites), handle, "inventory-fold")
 
 
 def apply(table: Any, msg: inventory_pb2.InventoryEvent) -> None:

@@ -107,6 +107,8 @@ class Decision:
     explanation: Explanation = Explanation("")
     change_set: tuple[ChangeStep, ...] = ()
     preempted: tuple[str, ...] = ()
+    # Bumped on every reroute/migration so new reservation ids never collide with old ones.
+    revision: int = 0
     # The request this decision answers (needed to re-decide on a failure); not serialised.
     request: WorkloadRequest | None = field(default=None, compare=False)
 

@@ -18,8 +18,8 @@ heuristic uses one pair), so the MILP is a relaxation there — never weaker tha
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
+from scipy.optimize import Bounds, LinearConstraint, milp  # type: ignore[import-untyped]
+from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
 
 from .decide import DEFAULT, Config, Solver
 from .decision import Decision, Explanation, Kind, rejected
@@ -66,7 +66,7 @@ def _options(solver: Solver, di: int, s: int, t: int) -> list[tuple[tuple[Path, 
     ps = [p for p in got if all(solver.w[e] < float("inf") for e in p.dirs)]
     if not d.diverse:
         return [((p,), unit(p)) for p in ps]
-    out = []
+    out: list[tuple[tuple[Path, ...], float]] = []
     for i in range(len(ps)):
         for j in range(i + 1, len(ps)):
             if set(ps[i].links).isdisjoint(ps[j].links):
@@ -149,15 +149,19 @@ def decide_milp(state: State, req: WorkloadRequest, config: Config = DEFAULT,
                         m.row({x[a, s]: 1.0, x[b, s]: 1.0}, -np.inf, 1.0)
     if req.rules.cost_ceiling > 0:
         m.row(cost_row, -np.inf, req.rules.cost_ceiling + 1e-6)
-    r, cidx, val, lo, hi = [], [], [], [], []
-    for i, (coef, a, b) in enumerate(m.rows):
-        for j, v in coef.items():
-            r.append(i)
+    ri: list[int] = []
+    cidx: list[int] = []
+    val: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    for i, (coef, low, high) in enumerate(m.rows):
+        for j, cv in coef.items():
+            ri.append(i)
             cidx.append(j)
-            val.append(v)
-        lo.append(a)
-        hi.append(b)
-    a_mat = coo_matrix((val, (r, cidx)), shape=(len(m.rows), len(m.c))).tocsr()
+            val.append(cv)
+        lo.append(low)
+        hi.append(high)
+    a_mat = coo_matrix((val, (ri, cidx)), shape=(len(m.rows), len(m.c))).tocsr()
     sol = milp(np.array(m.c), constraints=LinearConstraint(a_mat, lo, hi),
                integrality=np.array(m.integ), bounds=Bounds(m.lb, m.ub),
                options={"time_limit": time_limit, "mip_rel_gap": 1e-6})
@@ -178,10 +182,11 @@ def decide_milp(state: State, req: WorkloadRequest, config: Config = DEFAULT,
                 rt.cost += float(xs[f]) * p.cost_per_mbps
                 rt.latency_ms = max(rt.latency_ms, p.latency_ms + sv.targets[di].access_ms)
     placements = tuple((g.group_id, net.site_ids[s], g.count) for g, s in zip(req.groups, asg))
-    paths = sv.reservations(sorted(routes.items()))
-    cost = sum(cv * float(xs[v]) for v, cv in cost_row.items())
+    reservations = sv.reservations(sorted(routes.items()))
+    cost = sum(c * float(xs[j]) for j, c in cost_row.items())
     lat = max((rt.latency_ms for rt in routes.values()), default=0.0)
-    return Decision(Kind.PLACED, req.workload_id, req.tenant, req.request_id, placements, paths,
+    return Decision(Kind.PLACED, req.workload_id, req.tenant, req.request_id, placements,
+                    reservations,
                     cost, lat, float(sol.fun), None,
                     Explanation(f"exact MILP optimum ({len(m.c)} variables, {len(m.rows)} rows)"),
                     request=req)

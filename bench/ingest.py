@@ -1,0 +1,303 @@
+"""Benchmark: telemetry ingest of ONE Faust worker against the real broker.
+
+Protocol:
+1. fresh prefixed topics; the GÉANT 2012 inventory (sites and links) is published;
+2. throughput: N protobuf `LinkSample`s (random link, direction and values; a fraction of the
+   links out of band so the hysteresis machinery and table writes are exercised) are
+   pre-produced, then one worker (in this process, one core) folds the backlog; events/s =
+   records / (last batch end - first batch start);
+3. lag: with the worker caught up, a producer in a *separate process* sends samples at
+   `--rate` events/s for `--seconds` s while also re-publishing link inventory (capacity
+   changes, 10/s) so the topology is kept current; lag = table write time - Kafka record
+   timestamp (set by the producer at send), per record; p50/p99/max are reported.
+
+    python -m tandem.bench.ingest            # or: tandem bench ingest
+    python -m tandem.bench.ingest --events 200000 --rate 20000 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+OUT = Path("bench/out/ingest.json")
+TOPOLOGY = "data/zoo/Geant2012.graphml"
+
+
+def inventory_events(path: str) -> list[tuple[bytes, bytes]]:
+    """(key, InventoryEvent bytes) for every site then every link of a topology file."""
+    from tandem.engine.loaders import load_topology
+    from tandem.events import new_meta
+    from tandem.v1 import common_pb2, inventory_pb2 as K
+
+    topo = load_topology(path)
+    out: list[tuple[bytes, bytes]] = []
+    for s in topo.sites.values():
+        ev = K.InventoryEvent(meta=new_meta("bench/ingest"), site=K.Site(
+            site_id=s.site_id, name=s.name, jurisdiction=s.jurisdiction,
+            location=common_pb2.Location(latitude=s.latitude, longitude=s.longitude),
+            capacity=K.ComputeCapacity(vcpus=s.vcpus, memory_gib=s.memory_gib,
+                                       storage_gib=s.storage_gib),
+            state=K.SITE_STATE_ACTIVE))
+        out.append((f"site/{s.site_id}".encode(), ev.SerializeToString()))
+    for ln in topo.links.values():
+        out.append((f"link/{ln.link_id}".encode(), _link_event(ln, 1.0).SerializeToString()))
+    return out
+
+
+def _link_event(ln: Any, factor: float) -> Any:
+    from tandem.events import new_meta
+    from tandem.v1 import inventory_pb2 as K
+
+    return K.InventoryEvent(meta=new_meta("bench/ingest"), link=K.Link(
+        link_id=ln.link_id, site_a=ln.a, site_b=ln.b,
+        capacity_ab_mbps=ln.capacity_ab_mbps * factor,
+        capacity_ba_mbps=ln.capacity_ba_mbps * factor, latency_ms=ln.latency_ms, loss=ln.loss,
+        kind=K.LINK_KIND_FIBRE, admin_state=K.ADMIN_STATE_ENABLED))
+
+
+def _sample(rng: random.Random, links: list[Any], t: float) -> tuple[bytes, bytes]:
+    from tandem.events import new_meta
+    from tandem.v1 import telemetry_pb2 as tm
+
+    ln = links[rng.randrange(len(links))]
+    frm = ln.a if rng.random() < 0.5 else ln.b
+    cap = ln.capacity_ab_mbps if frm == ln.a else ln.capacity_ba_mbps
+    hot = hash(ln.link_id) % 10 == 0  # ~10 % of links run out of band (latency)
+    s = tm.TelemetrySample(meta=new_meta("bench/ingest", at=t), link=tm.LinkSample(
+        link_id=ln.link_id, from_site=frm, utilisation_mbps=cap * rng.uniform(0.1, 0.7),
+        latency_ms=ln.latency_ms * (3.0 if hot else 1.0) + rng.uniform(0, 1),
+        loss=rng.uniform(0, 0.002)))
+    return ln.link_id.encode(), s.SerializeToString()
+
+
+async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20,
+                                max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futs = []
+        for k, v in records:
+            futs.append(await producer.send(topic, key=k, value=v))
+            if len(futs) >= 5000:
+                await asyncio.gather(*futs)
+                futs.clear()
+        await asyncio.gather(*futs)
+    finally:
+        await producer.stop()
+
+
+async def _rate_produce(bootstrap: str, prefix: str, topology: str, rate: float,
+                        seconds: float, seed: int) -> int:
+    """Paced producer (run in its own process): telemetry at `rate`/s plus 10 inventory
+    link updates per second."""
+    from aiokafka import AIOKafkaProducer
+
+    from tandem.engine.loaders import load_topology
+    from tandem.streams import topics as T
+
+    links = list(load_topology(topology).links.values())
+    rng = random.Random(seed)
+    tel = T.SPECS[T.TELEMETRY_BASE].name(prefix)
+    inv = T.SPECS[T.INVENTORY_BASE].name(prefix)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=2)
+    await producer.start()
+    sent = 0
+    try:
+        start = time.monotonic()
+        next_inv = start
+        tick = 0.01
+        while (el := time.monotonic() - start) < seconds:
+            due = int(el * rate) - sent
+            now = time.time()
+            for _ in range(max(0, due)):
+                k, v = _sample(rng, links, now)
+                await producer.send(tel, key=k, value=v)
+                sent += 1
+            if time.monotonic() >= next_inv:
+                ln = links[rng.randrange(len(links))]
+                await producer.send(inv, key=f"link/{ln.link_id}".encode(),
+                                    value=_link_event(ln, rng.uniform(0.8, 1.2)).SerializeToString())
+                next_inv += 0.1
+            await asyncio.sleep(tick)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def _pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: int,
+              topology: str) -> dict[str, Any]:
+    from tandem.engine.loaders import load_topology
+    from tandem.services.kafka_admin import delete_topics, ensure_topics
+    from tandem.streams import topics as T
+    from tandem.streams.agents import telemetry as telemetry_agent
+    from tandem.streams.app import create_app
+    from tandem.streams.settings import Settings
+
+    prefix = f"bench-ingest-{uuid.uuid4().hex[:8]}."
+    specs = T.core_topics(prefix)
+    await ensure_topics(bootstrap, specs)
+    topo = load_topology(topology)
+    links = list(topo.links.values())
+    rng = random.Random(seed)
+    inv = inventory_events(topology)
+    await _produce(bootstrap, T.SPECS[T.INVENTORY_BASE].name(prefix), inv)
+    t0 = time.time() - events / 20000.0  # sample times spread as if sent at 20k/s
+    t_prod = time.perf_counter()
+    samples = [_sample(rng, links, t0 + i / 20000.0) for i in range(events)]
+    await _produce(bootstrap, T.SPECS[T.TELEMETRY_BASE].name(prefix), samples)
+    produce_s = time.perf_counter() - t_prod
+    del samples
+
+    data_dir = tempfile.mkdtemp(prefix="tandem-bench-ingest-")
+    tandem = create_app(Settings(broker=bootstrap, topic_prefix=prefix, app_id=f"{prefix}app",
+                                 web_enabled=False, data_dir=data_dir))
+    fold = telemetry_agent.install(tandem)
+    st = fold.stats
+    first: list[float] = []
+    orig = fold.process
+
+    async def timed(evs: list[Any]) -> None:  # wall time of the first batch start
+        if not first:
+            first.append(time.perf_counter())
+        await orig(evs)
+
+    fold.process = timed  # type: ignore[method-assign]
+    cpu0 = time.process_time()
+    await tandem.app.start()
+    result: dict[str, Any] = {"topology": topology, "links": len(links), "sites": len(topo.sites),
+                              "events": events, "produce_backlog_s": round(produce_s, 2)}
+    try:
+        deadline = time.monotonic() + 120 + events / 5000
+        while st.records < events and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        done = time.perf_counter()
+        cpu = time.process_time() - cpu0
+        if st.records < events:
+            raise SystemExit(f"worker folded only {st.records} of {events} records in time")
+        thr = events / (done - first[0])
+        result.update(backlog_events_per_s=round(thr), backlog_wall_s=round(done - first[0], 2),
+                      worker_cpu_s_incl_startup=round(cpu, 2), batches=st.batches,
+                      table_writes=st.table_writes, transitions=st.transitions,
+                      dead_letters=st.dead_letters)
+        # Lag phase: paced producer in another process, worker caught up.
+        st.lags = type(st.lags)("d")
+        st.record_lags = True
+        base = st.records
+        proc = subprocess.Popen([sys.executable, "-m", "tandem.bench.ingest", "--_produce",
+                                 "--broker", bootstrap, "--_prefix", prefix, "--rate", str(rate),
+                                 "--seconds", str(seconds), "--seed", str(seed + 1),
+                                 "--topology", topology], stdout=subprocess.PIPE, text=True)
+        while proc.poll() is None:
+            await asyncio.sleep(0.1)
+        sent = int((proc.stdout.read() if proc.stdout else "0").strip() or 0)
+        deadline = time.monotonic() + 30
+        while st.records - base < sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        lags = list(st.lags)
+        result.update(lag_rate_target=rate, lag_seconds=seconds, lag_sent=sent,
+                      lag_folded=st.records - base,
+                      lag_p50_ms=round(_pct(lags, 0.50) * 1000, 1),
+                      lag_p99_ms=round(_pct(lags, 0.99) * 1000, 1),
+                      lag_max_ms=round(max(lags) * 1000, 1) if lags else None)
+        lm = tandem.tables["link_metrics"]
+        result["link_metrics_entries"] = len(list(lm.keys()))
+    finally:
+        await tandem.app.stop()
+        await delete_topics(bootstrap, [n for n, _ in specs])
+    result["target"] = {"events_per_s": 20000, "p99_lag_ms": 1000}
+    result["meets_target"] = (result["backlog_events_per_s"] >= 20000
+                              and result["lag_p99_ms"] < 1000
+                              and result["lag_folded"] >= result["lag_sent"])
+    return result
+
+
+def _print(r: dict[str, Any]) -> None:
+    rows = [("topology", f"{Path(r['topology']).name} ({r['sites']} sites, {r['links']} links)"),
+            ("backlog events", r["events"]),
+            ("backlog throughput", f"{r['backlog_events_per_s']} events/s "
+                                   f"({r['backlog_wall_s']} s, {r['batches']} batches)"),
+            ("table writes", r["table_writes"]),
+            ("transitions published", r["transitions"]),
+            ("dead letters", r["dead_letters"]),
+            ("paced rate", f"{r['lag_rate_target']:g}/s for {r['lag_seconds']:g} s "
+                           f"(sent {r['lag_sent']}, folded {r['lag_folded']})"),
+            ("lag p50 / p99 / max", f"{r['lag_p50_ms']} / {r['lag_p99_ms']} / "
+                                    f"{r['lag_max_ms']} ms"),
+            ("target", "≥ 20000 events/s, p99 lag < 1000 ms"),
+            ("meets target", r["meets_target"])]
+    w = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{w}}  {v}")
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--broker", default=os.environ.get("TANDEM_KAFKA", "127.0.0.1:9092"))
+    p.add_argument("--events", type=int, default=200_000, help="backlog size (default 200000)")
+    p.add_argument("--rate", type=float, default=20_000, help="paced rate for the lag phase")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of the lag phase")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--topology", default=TOPOLOGY)
+    p.add_argument("--out", default=str(OUT))
+
+
+def handler(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.getLogger("faust").setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    logging.getLogger("tandem.streams.agents.telemetry").setLevel(logging.WARNING)
+    r = asyncio.run(run(args.broker, args.events, args.rate, args.seconds, args.seed,
+                        args.topology))
+    _print(r)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("ingest", help="telemetry ingest of one worker (events/s, lag)")
+    _add_args(p)
+    p.set_defaults(func=handler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tandem.bench.ingest", description=__doc__)
+    _add_args(p)
+    p.add_argument("--_produce", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--_prefix", default="", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args._produce:
+        print(asyncio.run(_rate_produce(args.broker, args._prefix, args.topology, args.rate,
+                                        args.seconds, args.seed)))
+        return 0
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The one loop every input agent runs: decode, check, handle — or dead-letter and go on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from tandem.events import derived_id, new_meta
+from tandem.streams import topics as T
+from tandem.streams.deadletter import dead_letter
+from tandem.v1 import decider_pb2
+from tandem.validation import PROCESSING_ERROR, InvalidEvent, decode
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=Message)
+
+
+async def run_input_agent(
+    tandem: Any,
+    stream: Any,
+    schema: type[M],
+    check: Callable[[M], None],
+    handle: Callable[[Any, M], Awaitable[None]],
+    consumer: str,
+) -> None:
+    """For each record: strict decode, `check` (raises InvalidEvent), then `handle`.
+
+    A record that fails either step — or on which `handle` raises (a bug) — goes to the
+    dead-letter topic whole, with its origin and the reason; the loop goes on.
+    """
+    dead = tandem.topic(T.DEAD_LETTERS_BASE)
+    async for event in stream.events():
+        try:
+            msg = decode(schema, event.value)
+            check(msg)
+            await handle(event, msg)
+        except InvalidEvent as bad:
+            await dead_letter(dead, event, bad.reason, bad.detail, consumer)
+        except Exception as exc:  # never lose a record to a bug: keep it, say why
+            log.exception("%s failed on a record", consumer)
+            await dead_letter(dead, event, PROCESSING_ERROR, repr(exc), consumer)
+
+
+def decider_input(source: str, original: Any, **which: Message) -> decider_pb2.DeciderInput:
+    """Wrap a validated event for the decider log, with an id derived from the original's.
+
+    A forward repeated after a crash carries the same id, so the decider folds it once.
+    """
+    meta = new_meta(source, correlation_id=original.meta.correlation_id or original.meta.event_id,
+                    event_id=derived_id("decider-input", original.meta.event_id))
+    return decider_pb2.DeciderInput(meta=meta, **which)
+
+
+async def forward(tandem: Any, inp: decider_pb2.DeciderInput) -> None:
+    await tandem.topic(T.DECIDER_BASE).send(key=b"", value=inp.SerializeToString())

@@ -1,0 +1,175 @@
+"""Decider agent: folds the decider log with the pure `tandem.decider.Decider` and publishes
+decisions, per-site SDN and compute commands, and alarms; records workloads in a table.
+
+The decider topic has one partition, so exactly one worker decides at a time and every worker
+that takes over derives the same state: on its first record (and whenever the offsets it sees
+are not the continuation of what it folded) it re-folds the log from offset 0 up to that record
+and reads the ids of the decisions already on the decisions topic. A record redelivered after a
+crash or a rebalance is folded again — deterministically, to the same decision id — and that
+decision is not published a second time: one decision per request, none lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tandem.decider import Decider, Outputs
+from tandem.services.kafka_admin import ensure_topics
+from tandem.streams import topics as T
+from tandem.streams.deadletter import dead_letter
+from tandem.v1 import decider_pb2, decision_pb2
+from tandem.validation import PROCESSING_ERROR, InvalidEvent, check_meta, decode
+
+log = logging.getLogger(__name__)
+
+
+async def read_topic(bootstrap: str, topic: str, end: int | None = None) -> list[Any]:
+    """Records of partition 0 of `topic` from offset 0 up to `end` (default: the current end)."""
+    tp = TopicPartition(topic, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        last = (await consumer.end_offsets([tp]))[tp]
+        stop = last if end is None else min(end, last)
+        await consumer.seek_to_beginning(tp)
+        out: list[Any] = []
+        while stop > 0 and (not out or out[-1].offset < stop - 1):
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            records = batch.get(tp, [])
+            if not records and await consumer.position(tp) >= stop:
+                break
+            out.extend(r for r in records if r.offset < stop)
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def read_all_partitions(bootstrap: str, topic: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        if not parts:
+            await consumer._client.force_metadata_update()  # noqa: SLF001
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in batch.items():
+                out.extend(records)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return out
+    finally:
+        await consumer.stop()
+
+
+class DeciderRunner:
+    """The agent's memory: the pure decider, the next expected offset, what was published."""
+
+    def __init__(self, tandem: Any) -> None:
+        self.tandem = tandem
+        self.decider: Decider | None = None
+        self.next_offset: int | None = None
+        self.published: set[str] = set()
+        self.site_topics: set[str] = set()
+        self.prefix = tandem.settings.topic_prefix
+        self.broker = tandem.settings.broker
+
+    async def recover(self, upto: int) -> None:
+        started = time.monotonic()
+        decider = Decider()
+        records = await read_topic(self.broker, T.SPECS[T.DECIDER_BASE].name(self.prefix), upto)
+        for r in records:
+            try:
+                inp = decode(decider_pb2.DeciderInput, r.value)
+                check_meta(inp)
+            except InvalidEvent:
+                continue  # it was dead-lettered when first seen
+            try:
+                decider.fold(inp)
+            except Exception:  # dead-lettered as processing_error when first seen
+                log.exception("decider: input at offset %d fails again on recovery", r.offset)
+        decisions = await read_all_partitions(self.broker,
+                                              T.SPECS[T.DECISIONS_BASE].name(self.prefix))
+        self.published = {decision_pb2.Decision.FromString(r.value).meta.event_id
+                          for r in decisions}
+        self.decider, self.next_offset = decider, upto
+        log.info("decider: recovered by folding %d inputs (offsets 0..%d) in %.2f s; "
+                 "%d decisions already published", len(records), upto - 1,
+                 time.monotonic() - started, len(self.published))
+
+    async def publish(self, out: Outputs, workloads: Any) -> None:
+        t = self.tandem
+        for d in out.decisions:
+            if d.meta.event_id in self.published:
+                log.info("decider: decision %s was already published: not repeated",
+                         d.meta.event_id)
+                continue
+            await t.topic(T.DECISIONS_BASE).send(key=d.workload_id.encode(),
+                                                 value=d.SerializeToString())
+            self.published.add(d.meta.event_id)
+            if d.kind in (decision_pb2.DECISION_KIND_RELEASED, decision_pb2.DECISION_KIND_PREEMPTED):
+                workloads.pop(d.workload_id, None)
+            elif d.kind != decision_pb2.DECISION_KIND_REJECTED:
+                workloads[d.workload_id] = d.SerializeToString()
+        for cmd in out.sdn:
+            topic = T.sdn_commands_topic(cmd.site_id, self.prefix)
+            await self._ensure(topic, cmd.site_id)
+            await t.app.send(topic, key=cmd.command_id.encode(), value=cmd.SerializeToString())
+        for cc in out.compute:
+            topic = T.compute_commands_topic(cc.site_id, self.prefix)
+            await self._ensure(topic, cc.site_id)
+            await t.app.send(topic, key=cc.vm.vm_name.encode(), value=cc.SerializeToString())
+        for a in out.alarms:
+            await t.topic(T.ALARMS_BASE).send(key=a.workload_id.encode(), value=a.SerializeToString())
+
+    async def _ensure(self, topic: str, site: str) -> None:
+        if topic not in self.site_topics:
+            await ensure_topics(self.broker, T.site_topics([site], self.prefix))
+            self.site_topics.update(n for n, _ in T.site_topics([site], self.prefix))
+
+
+def install(tandem: Any) -> None:
+    app = tandem.app
+    workloads = app.GlobalTable("workloads", default=None, key_type=str, value_type=bytes,
+                                partitions=1)
+    tandem.tables["workloads"] = workloads
+    runner = DeciderRunner(tandem)
+    tandem.decider = runner
+    dead = tandem.topic(T.DEAD_LETTERS_BASE)
+
+    @app.agent(tandem.topic(T.DECIDER_BASE), name="tandem.decider", concurrency=1)
+    async def decide_agent(stream: Any) -> None:
+        async for event in stream.events():
+            offset = event.message.offset
+            if runner.decider is None or runner.next_offset != offset:
+                await runner.recover(offset)
+            assert runner.decider is not None
+            runner.next_offset = offset + 1
+            try:
+                inp = decode(decider_pb2.DeciderInput, event.value)
+                check_meta(inp)
+            except InvalidEvent as bad:
+                await dead_letter(dead, event, bad.reason, bad.detail, "decider")
+                continue
+            try:
+                out = runner.decider.fold(inp)
+            except Exception as exc:  # a bug: keep the record, say why, go on
+                log.exception("decider failed on input %s", inp.meta.event_id)
+                await dead_letter(dead, event, PROCESSING_ERROR, repr(exc), "decider")
+                continue
+            await runner.publish(out, workloads)

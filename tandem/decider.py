@@ -1,0 +1,197 @@
+"""The decider: a deterministic fold of the decider log into engine state and output events.
+
+Pure (no I/O): the Faust agent, the recovery of a restarted worker and `tandem replay` all
+call `Decider.fold` on the same inputs in the same order and so derive the same decisions,
+with the same event ids (derived from the input's id), the same reservation ids and the same
+commands. Time comes from the inputs (their event time), never from the clock.
+
+Idempotency: an input id folded once is ignored when it comes again (a forward repeated after
+a crash), and a request id answered once is not answered twice (a client or agent resending
+it). Recovery therefore only has to fold the log again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from tandem.engine.decide import decide
+from tandem.engine.decision import Decision, Explanation, Kind, Rejection
+from tandem.engine.react import react
+from tandem.engine.state import State
+from tandem.engine.topology import Link, OperState, Topology
+from tandem.events import derived_id, meta_time, new_meta
+from tandem.pbconvert import decision_to_pb, link_from_pb, request_from_pb, site_from_pb
+from tandem.v1 import alarms_pb2, commands_pb2, decider_pb2, decision_pb2, inventory_pb2
+from tandem.v1 import link_state_pb2
+from tandem.commands import Layout, commands_for
+
+log = logging.getLogger(__name__)
+SOURCE = "streams/decider"
+
+
+@dataclass
+class Outputs:
+    """What one input makes the decider say, in the order it must be published."""
+
+    decisions: list[decision_pb2.Decision] = field(default_factory=list)
+    sdn: list[commands_pb2.SdnCommand] = field(default_factory=list)
+    compute: list[commands_pb2.ComputeCommand] = field(default_factory=list)
+    alarms: list[alarms_pb2.Alarm] = field(default_factory=list)
+
+
+@dataclass
+class _LinkOper:
+    state: OperState = OperState.UP
+    factor: float = 1.0
+
+
+class Decider:
+    """The decider's whole state; `fold` is its only way to change."""
+
+    def __init__(self) -> None:
+        self.topology = Topology()
+        self.state: State | None = None
+        self.oper: dict[str, _LinkOper] = {}
+        self.inputs_folded: set[str] = set()
+        self.requests_answered: dict[str, str] = {}
+        self.dpids: dict[str, int] = {}
+        self.ports: dict[str, tuple[int, int]] = {}
+        self.layout = Layout(self.topology)
+        self.count = 0
+
+    # ---------------------------------------------------------------------------- fold
+    def fold(self, inp: decider_pb2.DeciderInput) -> Outputs:
+        out = Outputs()
+        iid = inp.meta.event_id
+        if iid in self.inputs_folded:
+            log.info("decider: input %s already folded: ignored", iid)
+            return out
+        self.inputs_folded.add(iid)
+        self.count += 1
+        at = meta_time(inp.meta)
+        which = inp.WhichOneof("input")
+        if which == "inventory":
+            self._on_inventory(inp, inp.inventory, at, out)
+        elif which == "link_state":
+            self._on_link_state(inp, inp.link_state, at, out)
+        elif which == "request":
+            self._on_request(inp, at, out)
+        elif which == "reoptimise":
+            log.info("decider: re-optimisation order %s (no-op: not wired yet)", iid)
+        return out
+
+    def fold_all(self, inputs: Iterable[decider_pb2.DeciderInput]) -> list[Outputs]:
+        return [self.fold(i) for i in inputs]
+
+    # ---------------------------------------------------------------------- topology
+    def _effective(self, link: Link) -> Link:
+        o = self.oper.get(link.link_id)
+        if o is None:
+            return link
+        return replace(link, oper_state=o.state, capacity_factor=o.factor)
+
+    def _on_inventory(self, inp: decider_pb2.DeciderInput, ev: inventory_pb2.InventoryEvent,
+                      at: float, out: Outputs) -> None:
+        which = ev.WhichOneof("change")
+        topo = self.topology
+        if which == "site":
+            topo = topo.with_site(site_from_pb(ev.site))
+            self.dpids[ev.site.site_id] = ev.site.datapath_id
+        elif which == "link":
+            topo = topo.with_link(self._effective(link_from_pb(ev.link)))
+            self.ports[ev.link.link_id] = (ev.link.port_a, ev.link.port_b)
+        elif ev.removed.kind == inventory_pb2.ElementRemoved.KIND_SITE:
+            topo = topo.without_site(ev.removed.id)
+        else:
+            topo = topo.without_link(ev.removed.id)
+            self.oper.pop(ev.removed.id, None)
+        self._change_topology(inp, topo, at, out)
+
+    def _on_link_state(self, inp: decider_pb2.DeciderInput, ev: link_state_pb2.LinkStateEvent,
+                       at: float, out: Outputs) -> None:
+        link = self.topology.links.get(ev.link_id)
+        if link is None:  # validated upstream; the inventory may have removed it since
+            return
+        if ev.state == link_state_pb2.OPER_STATE_DOWN:
+            oper = _LinkOper(OperState.DOWN, 1.0)
+        elif ev.state == link_state_pb2.OPER_STATE_DEGRADED:
+            oper = _LinkOper(OperState.DEGRADED, _factor(link, ev.degradation))
+        else:
+            oper = _LinkOper(OperState.UP, 1.0)
+        self.oper[ev.link_id] = oper
+        topo = self.topology.with_link(replace(link, oper_state=oper.state, capacity_factor=oper.factor))
+        self._change_topology(inp, topo, at, out)
+
+    def _change_topology(self, inp: decider_pb2.DeciderInput, topo: Topology, at: float,
+                         out: Outputs) -> None:
+        self.topology = topo
+        self.layout = Layout(topo, self.dpids, self.ports)
+        if self.state is None or not self.state.workloads:
+            self.state = None  # compiled lazily, on the next request
+            return
+        before = self.state
+        reaction = react(before, topo, at)
+        self.state = reaction.state
+        for i, d in enumerate(reaction.decisions):
+            self._emit(inp, i, before.workloads.get(d.workload_id), d, out)
+
+    # ---------------------------------------------------------------------- requests
+    def _on_request(self, inp: decider_pb2.DeciderInput, at: float, out: Outputs) -> None:
+        ev = inp.request
+        if ev.request_id in self.requests_answered:
+            log.info("decider: request %s already answered by %s: ignored", ev.request_id,
+                     self.requests_answered[ev.request_id])
+            return
+        if self.state is None:
+            self.state = State.empty(self.topology, at)
+        if ev.WhichOneof("op") == "release":
+            wid = ev.release.workload_id
+            old = self.state.workloads.get(wid)
+            if old is None:
+                d = Decision(Kind.REJECTED, wid, ev.release.tenant, ev.request_id,
+                             rejection=Rejection("invalid_request", f"workload {wid!r} is not admitted"),
+                             explanation=Explanation(f"release refused: {wid!r} is not admitted"))
+            else:
+                d = Decision(Kind.RELEASED, wid, old.tenant, ev.request_id,
+                             explanation=Explanation(f"released on request {ev.request_id}"))
+            self._emit(inp, 0, old, d, out)
+            self.state = self.state.apply(d)
+            return
+        req = request_from_pb(ev.place, ev.request_id)
+        old = self.state.workloads.get(req.workload_id)
+        d = decide(self.state, req)
+        self._emit(inp, 0, old, d, out)
+        self.state = self.state.apply(d)
+
+    # ------------------------------------------------------------------------ output
+    def _emit(self, inp: decider_pb2.DeciderInput, index: int, old: Decision | None,
+              new: Decision, out: Outputs) -> None:
+        cause = inp.meta.event_id
+        corr = inp.meta.correlation_id or cause
+        at = meta_time(inp.meta)
+        msg = decision_to_pb(new)
+        msg.meta.CopyFrom(new_meta(SOURCE, corr, derived_id("decision", cause, str(index)), at))
+        if not msg.request_id:
+            msg.request_id = cause
+        out.decisions.append(msg)
+        if new.request_id and index == 0 and inp.WhichOneof("input") == "request":
+            self.requests_answered[new.request_id] = msg.meta.event_id
+        sdn, compute = commands_for(self.layout, old, new, corr, at)
+        out.sdn.extend(sdn)
+        out.compute.extend(compute)
+        if new.kind in (Kind.DEGRADED, Kind.PREEMPTED):
+            out.alarms.append(alarms_pb2.Alarm(
+                meta=new_meta(SOURCE, corr, derived_id("alarm", cause, str(index)), at),
+                severity=alarms_pb2.SEVERITY_MAJOR, raised_by=SOURCE,
+                workload_id=new.workload_id, text=new.explanation.summary))
+
+
+def _factor(link: Link, deg: link_state_pb2.Degradation) -> float:
+    """Usable fraction of capacity while degraded: from the effective capacity if given."""
+    nominal = max(link.capacity_ab_mbps, link.capacity_ba_mbps)
+    eff = max(deg.effective_capacity_ab_mbps, deg.effective_capacity_ba_mbps)
+    if eff > 0 and nominal > 0:
+        return min(1.0, eff / nominal)
+    return 1.0

@@ -1,0 +1,251 @@
+"""Reaction to a link failure, a degradation or a capacity change (a known satellite fade too).
+
+Given the state and the changed topology (and the instant, for capacity windows), find the
+link directions now carrying more than they can, pick the workloads to move (all of them on a
+dead link; on a degraded one the lowest priority first until it fits), and for each — most
+important first — choose the cheapest feasible response:
+
+- reroute: keep the sites, re-route only the demands whose paths broke;
+- migrate / both: re-decide the sites with a migration cost per vCPU moved (the joint search,
+  with the groups' current sites preferred);
+- preempt: release lower-priority workloads (fewest, lowest priority first) and reroute;
+- otherwise degraded: keep the VMs, drop the broken reservations, and say why.
+
+Every response is computed make-before-break: the workload's healthy old paths and VMs stay
+counted while its new ones are placed, so executing the change set in order (remove paths that
+are already dead, preempt, add new paths, migrate VMs, remove old paths) never over-fills a
+link or a site, and every new path and site obeys the workload's residency and latency rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .decide import DEFAULT, Config, Solver
+from .decision import Action, ChangeStep, Decision, Explanation, Kind, Reservation
+from .routing import EPS, commit, route_demand
+from .state import State
+from .topology import OperState, Topology
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    state: State
+    decisions: tuple[Decision, ...]
+    change_set: tuple[ChangeStep, ...]
+    affected: tuple[str, ...]
+
+
+def fail_link(state: State, link_id: str, config: Config = DEFAULT) -> Reaction:
+    topo = state.topology
+    link = replace(topo.links[link_id], oper_state=OperState.DOWN)
+    return react(state, topo.with_link(link), state.net.at, config)
+
+
+def degrade_link(state: State, link_id: str, factor: float, config: Config = DEFAULT) -> Reaction:
+    topo = state.topology
+    link = replace(topo.links[link_id], oper_state=OperState.DEGRADED, capacity_factor=factor)
+    return react(state, topo.with_link(link), state.net.at, config)
+
+
+def react(state: State, topology: Topology, at: float | None = None,
+          config: Config = DEFAULT) -> Reaction:
+    """Fold a topology change into the state and move what no longer fits."""
+    st = state.with_topology(topology, at)
+    over = set(st.over_reserved())
+    affected = _pick_affected(st, over)
+    decisions: list[Decision] = []
+    steps: list[ChangeStep] = []
+    order = sorted(affected, key=lambda w: (-st.workloads[w].priority, w))
+    for wid in order:
+        old = st.workloads.get(wid)
+        if old is None:  # preempted by a more important workload earlier in this reaction
+            continue
+        dead = {e for e, c in enumerate(st.net.cap) if c <= EPS}
+        now_over = set(st.over_reserved())
+        broken = {r.reservation_id for r in old.paths if now_over.intersection(st._dirs(r))}
+        if not broken:  # earlier moves in this reaction already made room
+            continue
+        outcome = _respond(st, old, broken, dead, config)
+        for victim in outcome[1]:
+            v = st.workloads[victim]
+            vd = Decision(Kind.PREEMPTED, victim, v.tenant, v.request_id,
+                          explanation=Explanation(f"preempted for {wid} (priority "
+                                                  f"{v.priority.name} < {old.priority.name})"),
+                          request=v.request)
+            decisions.append(vd)
+            steps += [ChangeStep(Action.REMOVE_PATH, victim, r.reservation_id) for r in v.paths]
+            steps += [ChangeStep(Action.STOP_VM, victim, group_id=g, from_site=s)
+                      for g, s, _ in v.placements]
+            st = st.apply(vd)
+        new = outcome[0]
+        decisions.append(new)
+        steps += _changes(st, old, new, dead)
+        st = st.apply(new)
+    return Reaction(st, tuple(decisions), tuple(steps), tuple(order))
+
+
+def _pick_affected(st: State, over: set[int]) -> list[str]:
+    excess = {e: st.used[e] - st.net.cap[e] for e in over}
+    touching: list[tuple[int, float, str]] = []
+    load: dict[str, dict[int, float]] = {}
+    for wid, dec in st.workloads.items():
+        on: dict[int, float] = {}
+        for r in dec.paths:
+            for e in st._dirs(r):
+                if e in over:
+                    on[e] = on.get(e, 0.0) + r.bandwidth_mbps
+        if on:
+            load[wid] = on
+            touching.append((int(dec.priority), -sum(on.values()), wid))
+    out: list[str] = []
+    for _, _, wid in sorted(touching):
+        if all(x <= EPS for x in excess.values()):
+            break
+        if any(excess[e] > EPS for e in load[wid]):
+            out.append(wid)
+            for e, bw in load[wid].items():
+                excess[e] -= bw
+    return out
+
+
+def _respond(st: State, old: Decision, broken: set[str], dead: set[int],
+             cfg: Config) -> tuple[Decision, tuple[str, ...]]:
+    req = old.request
+    assert req is not None
+    # Paths over a dead link carry nothing: they are removed first, freeing their other hops.
+    alive = tuple(r for r in old.paths if not dead.intersection(st._dirs(r)))
+    mbb = st.apply(replace(old, paths=alive))
+    current = old.site_of
+    options: list[tuple[float, Decision]] = []
+    rr = _reroute(mbb, old, broken, cfg)
+    if isinstance(rr, Decision):
+        options.append((rr.score, rr))
+    mig = Solver(mbb, req, cfg, current=current).solve()
+    if mig.kind is Kind.PLACED and mig.site_of != current:
+        fin = _finish(mig, old)
+        olds = {r.reservation_id for r in old.paths}
+        kind = (Kind.MIGRATED if all(r.reservation_id in olds for r in fin.paths)
+                else Kind.REROUTED_AND_MIGRATED)
+        options.append((fin.score, replace(fin, kind=kind)))
+    if options:
+        options.sort(key=lambda t: (t[0], t[1].kind.value))
+        return options[0][1], ()
+    reason = rr if isinstance(rr, str) else "bandwidth"
+    # Preempt lower-priority workloads sharing links with the broken demands' candidates.
+    victims: list[str] = []
+    trial = mbb
+    for _, wid in _victims(mbb, old, broken):
+        victims.append(wid)
+        trial = trial.release(wid)
+        rr = _reroute(trial, old, broken, cfg)
+        if isinstance(rr, Decision):
+            return replace(rr, preempted=tuple(victims), explanation=Explanation(
+                rr.explanation.summary + f"; preempted {', '.join(victims)}")), tuple(victims)
+        if len(victims) >= 5:
+            break
+    kept = tuple(r for r in old.paths if r.reservation_id not in broken)
+    lost = sorted({r.demand_id for r in old.paths if r.reservation_id in broken})
+    return replace(old, kind=Kind.DEGRADED, paths=kept, revision=old.revision + 1,
+                   explanation=Explanation(
+                       f"degraded: demands {', '.join(lost)} unserved: {reason}; neither "
+                       "reroute, migration nor preemption is feasible")), ()
+
+
+def _reroute(mbb: State, old: Decision, broken: set[str], cfg: Config) -> Decision | str:
+    """Keep sites, re-route the broken demands on the residual (old healthy paths counted)."""
+    req = old.request
+    assert req is not None
+    sv = Solver(mbb, req, cfg)
+    res = mbb.residual()
+    # A broken reservation still counted in mbb (degraded, not dead) is released by the move
+    # only after the new path is up, so its bandwidth is NOT given back here.
+    demands = sorted({r.demand_id for r in old.paths if r.reservation_id in broken})
+    site = old.site_of
+    routes = []
+    for did in demands:
+        di = next(i for i, d in enumerate(req.demands) if d.demand_id == did)
+        d, t = req.demands[di], sv.targets[di]
+        src = sv.net.index[site[d.from_group]]
+        dst = sv.net.index[site[d.to_group]] if d.to_group else t.site
+        r = route_demand(sv.net, res, sv.w, src, dst, d.bandwidth_mbps, d.max_latency_ms,
+                         sv.transit, d.diverse, t.access_ms)
+        if isinstance(r, str):
+            return f"{r}: demand {did!r}"
+        commit(res, r)
+        routes.append((di, r))
+    kept = tuple(r for r in old.paths if r.reservation_id not in broken)
+    new = sv.reservations(routes, old.revision + 1)
+    cost = old.cost - sum(r.bandwidth_mbps * _cpm(mbb, r) for r in old.paths
+                          if r.reservation_id in broken) + sum(r.cost for _, r in routes)
+    ceiling = req.rules.cost_ceiling
+    if ceiling > 0 and cost > ceiling + EPS:
+        return f"cost_ceiling: reroute costs {cost:.3f} > {ceiling:.3f}"
+    kept_w = sum(r.bandwidth_mbps * sum(sv.w[e] for e in mbb._dirs(r)) for r in kept)
+    score = cost + cfg.network_weight * (kept_w + sum(r.weight for _, r in routes))
+    lat = max([r.latency_ms for r in kept] + [r.latency_ms for _, r in routes] + [0.0])
+    dec = replace(old, kind=Kind.REROUTED, paths=kept + new, cost=cost, score=score,
+                  max_latency_ms=lat, revision=old.revision + 1,
+                  explanation=Explanation(f"rerouted {', '.join(demands)} keeping every site"))
+    return dec
+
+
+def _cpm(st: State, r: Reservation) -> float:
+    return sum(st.topology.links[lid].cost_per_mbps for lid in r.links if lid in st.topology.links)
+
+
+def _finish(mig: Decision, old: Decision) -> Decision:
+    """Keep ids of unchanged reservations, give changed ones the next revision's ids."""
+    olds = {(r.demand_id, r.dirs, r.bandwidth_mbps): r for r in old.paths}
+    rev = old.revision + 1
+    paths = []
+    for r in mig.paths:
+        same = olds.get((r.demand_id, r.dirs, r.bandwidth_mbps))
+        paths.append(same if same is not None else replace(
+            r, reservation_id=f"{r.reservation_id}.r{rev}"))
+    moved = [f"{g}: {old.site_of[g]}→{s}" for g, s, _ in mig.placements if old.site_of[g] != s]
+    return replace(mig, paths=tuple(paths), revision=rev,
+                   explanation=Explanation(f"migrate {', '.join(moved)}; "
+                                           + mig.explanation.summary, mig.explanation.alternatives))
+
+
+def _victims(st: State, old: Decision, broken: set[str]) -> list[tuple[tuple[int, float, str], str]]:
+    req = old.request
+    assert req is not None
+    sv = Solver(st, req, DEFAULT)
+    site = old.site_of
+    dirs: set[int] = set()
+    for r in old.paths:
+        if r.reservation_id in broken:
+            d = next(x for x in req.demands if x.demand_id == r.demand_id)
+            src = sv.net.index[site[d.from_group]]
+            di = req.demands.index(d)
+            dst = sv.net.index[site[d.to_group]] if d.to_group else sv.targets[di].site
+            for p in sv.net.paths(src, dst):
+                dirs |= set(p.dirs)
+    out = []
+    for wid, dec in st.workloads.items():
+        if wid == old.workload_id or dec.priority >= old.priority:
+            continue
+        share = sum(r.bandwidth_mbps for r in dec.paths if dirs.intersection(st._dirs(r)))
+        if share > 0:
+            out.append(((int(dec.priority), -share, wid), wid))
+    out.sort()
+    return out
+
+
+def _changes(st: State, old: Decision, new: Decision, dead: set[int]) -> list[ChangeStep]:
+    wid = old.workload_id
+    old_ids = {r.reservation_id for r in old.paths}
+    new_ids = {r.reservation_id for r in new.paths}
+    gone = [r for r in old.paths if r.reservation_id not in new_ids]
+    first = [r for r in gone if dead.intersection(st._dirs(r))]
+    last = [r for r in gone if not dead.intersection(st._dirs(r))]
+    steps = [ChangeStep(Action.REMOVE_PATH, wid, r.reservation_id) for r in first]
+    steps += [ChangeStep(Action.ADD_PATH, wid, r.reservation_id) for r in new.paths
+              if r.reservation_id not in old_ids]
+    osite = old.site_of
+    steps += [ChangeStep(Action.MIGRATE_VM, wid, group_id=g, from_site=osite[g], to_site=s)
+              for g, s, _ in new.placements if osite.get(g) != s]
+    steps += [ChangeStep(Action.REMOVE_PATH, wid, r.reservation_id) for r in last]
+    return steps

@@ -1,0 +1,109 @@
+"""Helpers for the decision pipeline tests: a real in-process Faust worker, producing and
+reading events on the real broker under the test's own topic prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tandem.events import new_meta
+from tandem.inventory import inventory_key
+from tandem.services.demo import demo_federation
+from tandem.streams import topics as T
+from tandem.streams.agents.decider import read_all_partitions
+from tandem.streams.app import Tandem, create_app
+from tandem.streams.settings import Settings
+from tandem.v1 import decider_pb2, link_state_pb2
+from tandem.v1 import workload_pb2 as W
+
+
+def settings_for(bootstrap: str, prefix: str, data_dir: Path, app_id: str = "app") -> Settings:
+    return Settings(broker=bootstrap, topic_prefix=prefix, app_id=f"{prefix}{app_id}",
+                    web_enabled=False, data_dir=str(data_dir))
+
+
+@pytest.fixture
+async def worker(kafka_bootstrap: str, tandem_topics: str, tmp_path: Path) -> AsyncIterator[Tandem]:
+    tandem = create_app(settings_for(kafka_bootstrap, tandem_topics, tmp_path))
+    await tandem.app.start()
+    try:
+        yield tandem
+    finally:
+        await tandem.app.stop()
+
+
+class Bus:
+    """Produce Tandem events and read topics back, under one prefix."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.bootstrap, self.prefix = bootstrap, prefix
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+
+    def name(self, base: str) -> str:
+        return T.SPECS[base].name(self.prefix)
+
+    async def send(self, base: str, msg: Any, key: bytes = b"k") -> None:
+        await self.producer.send_and_wait(self.name(base), key=key, value=msg.SerializeToString())
+
+    async def inventory(self) -> None:
+        """Publish the demo federation and wait until the decider log holds all of it
+        (requests travel another topic: sent earlier, they could overtake the inventory)."""
+        events = demo_federation()
+        for ev in events:
+            await self.producer.send_and_wait(self.name(T.INVENTORY_BASE),
+                                              key=inventory_key(ev).encode(),
+                                              value=ev.SerializeToString())
+        await self.wait_read(self.name(T.DECIDER_BASE), decider_pb2.DeciderInput,
+                             lambda xs: sum(x.HasField("inventory") for x in xs) >= len(events))
+
+    async def read(self, topic: str, schema: Any) -> list[Any]:
+        return [schema.FromString(r.value) for r in await read_all_partitions(self.bootstrap, topic)]
+
+    async def wait_read(self, topic: str, schema: Any, pred: Callable[[list[Any]], bool],
+                        timeout: float = 45.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = await self.read(topic, schema)
+            if pred(got):
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{topic}: condition not met in {timeout:.0f} s; have {len(got)}")
+            await asyncio.sleep(0.3)
+
+
+@pytest.fixture
+async def bus(kafka_bootstrap: str, tandem_topics: str) -> AsyncIterator[Bus]:
+    b = Bus(kafka_bootstrap, tandem_topics)
+    await b.producer.start()
+    try:
+        yield b
+    finally:
+        await b.producer.stop()
+
+
+def place(request_id: str, workload_id: str, bw: float = 300.0, web_site_rule: str = "EU",
+          priority: int = W.PRIORITY_CLASS_STANDARD, vcpus: float = 4) -> W.RequestEvent:
+    return W.RequestEvent(meta=new_meta("test"), request_id=request_id, place=W.WorkloadRequest(
+        tenant="acme", workload_id=workload_id, priority=priority,  # type: ignore[arg-type]
+        groups=[W.VmGroup(group_id="web", count=2, vcpus=vcpus, memory_gib=8),
+                W.VmGroup(group_id="db", count=1, vcpus=vcpus, memory_gib=16)],
+        demands=[W.TrafficDemand(demand_id="d1", from_group="web", to_group="db",
+                                 bandwidth_mbps=bw, max_latency_ms=30)],
+        rules=W.Rules(vm_jurisdictions=[web_site_rule],
+                      anti_affinity=[W.AntiAffinity(group_ids=["web", "db"])])))
+
+
+def release(request_id: str, workload_id: str) -> W.RequestEvent:
+    return W.RequestEvent(meta=new_meta("test"), request_id=request_id,
+                          release=W.ReleaseRequest(tenant="acme", workload_id=workload_id))
+
+
+def link_down(link_id: str) -> link_state_pb2.LinkStateEvent:
+    return link_state_pb2.LinkStateEvent(meta=new_meta("test"), link_id=link_id,
+                                         state=link_state_pb2.OPER_STATE_DOWN, cause="test")
