@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: int,
-              topology: str) -> dict[str, Any]:
+              topology: str, mode: str = "batch") -> dict[str, Any]:
     from tandem.engine.loaders import load_topology
     from tandem.services.kafka_admin import delete_topics, ensure_topics
     from tandem.streams import topics as T
@@ -162,6 +163,20 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
     rng = random.Random(seed)
     inv = inventory_events(topology)
     await _produce(bootstrap, T.SPECS[T.INVENTORY_BASE].name(prefix), inv)
+    settings = Settings(broker=bootstrap, topic_prefix=prefix, app_id=f"{prefix}app",
+                        web_enabled=False, data_dir=tempfile.mkdtemp(prefix="tandem-bench-"))
+    # First start: the worker folds the inventory (into the inventory table's changelog).
+    tandem = create_app(settings)
+    telemetry_agent.install(tandem, mode=mode)
+    await tandem.app.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(tandem.tables["inventory"].keys())) < len(inv):
+            if time.monotonic() > deadline:
+                raise SystemExit("inventory not folded within 60 s")
+            await asyncio.sleep(0.1)
+    finally:
+        await tandem.app.stop()
     t0 = time.time() - events / 20000.0  # sample times spread as if sent at 20k/s
     t_prod = time.perf_counter()
     samples = [_sample(rng, links, t0 + i / 20000.0) for i in range(events)]
@@ -169,10 +184,10 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
     produce_s = time.perf_counter() - t_prod
     del samples
 
-    data_dir = tempfile.mkdtemp(prefix="tandem-bench-ingest-")
-    tandem = create_app(Settings(broker=bootstrap, topic_prefix=prefix, app_id=f"{prefix}app",
-                                 web_enabled=False, data_dir=data_dir))
-    fold = telemetry_agent.install(tandem)
+    # Restart with a backlog: the inventory is recovered from its changelog before the
+    # telemetry consumer starts, then the backlog is folded.
+    tandem = create_app(replace(settings, data_dir=tempfile.mkdtemp(prefix="tandem-bench-")))
+    fold = telemetry_agent.install(tandem, mode=mode)
     st = fold.stats
     first: list[float] = []
     orig = fold.process
@@ -185,7 +200,7 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
     fold.process = timed  # type: ignore[method-assign]
     cpu0 = time.process_time()
     await tandem.app.start()
-    result: dict[str, Any] = {"topology": topology, "links": len(links), "sites": len(topo.sites),
+    result: dict[str, Any] = {"mode": mode, "topology": topology, "links": len(links), "sites": len(topo.sites),
                               "events": events, "produce_backlog_s": round(produce_s, 2)}
     try:
         deadline = time.monotonic() + 120 + events / 5000
@@ -233,7 +248,7 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
 
 
 def _print(r: dict[str, Any]) -> None:
-    rows = [("topology", f"{Path(r['topology']).name} ({r['sites']} sites, {r['links']} links)"),
+    rows = [("mode", r["mode"]), ("topology", f"{Path(r['topology']).name} ({r['sites']} sites, {r['links']} links)"),
             ("backlog events", r["events"]),
             ("backlog throughput", f"{r['backlog_events_per_s']} events/s "
                                    f"({r['backlog_wall_s']} s, {r['batches']} batches)"),
@@ -258,6 +273,8 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="length of the lag phase")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--topology", default=TOPOLOGY)
+    p.add_argument("--mode", choices=("batch", "stream"), default="batch",
+                   help="telemetry consumer: batch (default) or Faust stream.take_events")
     p.add_argument("--out", default=str(OUT))
 
 
@@ -268,7 +285,7 @@ def handler(args: argparse.Namespace) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("tandem.streams.agents.telemetry").setLevel(logging.WARNING)
     r = asyncio.run(run(args.broker, args.events, args.rate, args.seconds, args.seed,
-                        args.topology))
+                        args.topology, args.mode))
     _print(r)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,23 @@ class SwitchChannel:
                 raise SwitchGone(f"switch {self.dpid:#x} connection is closing")
         return xids
 
+    def send_ops(self, ops: list[Any]) -> list[int]:
+        """Like `send` for `state.Op`s, packed by `tandem.sdn.wire` (the same bytes as the
+        os-ken messages, much cheaper). Returns their xids."""
+        chunks = []
+        xids = []
+        with self._lock:
+            if not self.alive:
+                raise SwitchGone(f"switch {self.dpid:#x} is not connected")
+            dp = self.dp
+            for op in ops:
+                dp.xid = (dp.xid + 1) & ofp.MAX_XID
+                xids.append(dp.xid)
+                chunks.append(op.encode(dp.xid))
+            if not dp.send(b"".join(chunks)):
+                raise SwitchGone(f"switch {self.dpid:#x} connection is closing")
+        return xids
+
     def _request(self, msg: Any, timeout: float) -> list[Any]:
         ev = threading.Event()
         bodies: list[Any] = []

@@ -13,6 +13,7 @@ identifies the reservation and generation of every entry in `dump-flows`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
@@ -87,6 +88,7 @@ class MeterSpec:
     burst_kb: int
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def cookie_for(reservation_id: str, generation: int) -> int:
     h = int.from_bytes(hashlib.blake2b(reservation_id.encode(), digest_size=5).digest(), "big")
     return (OWNER_TAG << 56) | (h << 16) | (generation & 0xFFFF)
@@ -103,6 +105,9 @@ def burst_for(rate_kbps: int) -> int:
 
 
 def _ip_field(text: str, where: str) -> Any:
+    parts = text.split(".")
+    if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+        return ".".join(str(int(p)) for p in parts)  # the common case, without ipaddress
     try:
         net = ipaddress.IPv4Network(text, strict=False)
     except ValueError as exc:
@@ -112,6 +117,7 @@ def _ip_field(text: str, where: str) -> Any:
     return (str(net.network_address), str(net.netmask))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def match_key(in_port: int, m: TrafficMatch) -> MatchKey:
     fields: dict[str, Any] = {"in_port": in_port, "eth_type": ETH_TYPE_IPV4}
     if m.ipv4_src:

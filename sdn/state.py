@@ -24,6 +24,7 @@ sites of the old path. `tandem.sdn.paths.reroute_sequence` produces that order.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +69,23 @@ class Op:
             assert isinstance(self.spec, FlowSpec)
             return flow_delete(self.spec)
         assert isinstance(self.spec, MeterSpec)
-        cmd = {METER_ADD: ofp.OFPMC_ADD, METER_MOD: ofp.OFPMC_MODIFY, METER_DEL: ofp.OFPMC_DELETE}
-        return meter_mod(self.spec, cmd[self.kind])
+        return meter_mod(self.spec, _METER_CMD[self.kind])
+
+    def encode(self, xid: int) -> bytes:
+        """Wire bytes of `to_msg()` (same bytes, packed directly: see `tandem.sdn.wire`)."""
+        from tandem.sdn import wire
+
+        if self.kind == FLOW_ADD:
+            assert isinstance(self.spec, FlowSpec)
+            return wire.encode_flow_add(self.spec, xid)
+        if self.kind == FLOW_DEL:
+            assert isinstance(self.spec, FlowSpec)
+            return wire.encode_flow_delete(self.spec, xid)
+        assert isinstance(self.spec, MeterSpec)
+        return wire.encode_meter_mod(self.spec, _METER_CMD[self.kind], xid)
+
+
+_METER_CMD = {METER_ADD: ofp.OFPMC_ADD, METER_MOD: ofp.OFPMC_MODIFY, METER_DEL: ofp.OFPMC_DELETE}
 
 
 OK, NOOP, REJECTED = "ok", "noop", "rejected"
@@ -139,6 +155,8 @@ class SiteIntent:
     # Highest generation removed per reservation: a late install at or below it is stale.
     removed: dict[str, int] = field(default_factory=dict)
     dpids: set[int] = field(default_factory=set)
+    _free: dict[int, list[int]] = field(default_factory=dict)
+    _next: dict[int, int] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ fold
     def apply_command(self, cmd: Any) -> Plan:
@@ -178,19 +196,22 @@ class SiteIntent:
         return t
 
     def _allocate_meters(self, rid: str) -> None:
+        """Meter ids per switch: the lowest free id (freed ids in a heap, O(log n)), so the
+        same command log always gives the same ids."""
         gens = self.paths.get(rid, {})
         want = {h.dpid for p in gens.values() if p.rate_kbps > 0 for h in p.hops}
         for dp, table in self.meters.items():
-            if dp not in want:
-                table.pop(rid, None)
+            if dp not in want and rid in table:
+                heapq.heappush(self._free.setdefault(dp, []), table.pop(rid))
         for dp in sorted(want):
             table = self.meters.setdefault(dp, {})
             if rid not in table:
-                used = set(table.values())
-                mid = 1
-                while mid in used:
-                    mid += 1
-                table[rid] = mid
+                free = self._free.setdefault(dp, [])
+                if free:
+                    table[rid] = heapq.heappop(free)
+                else:
+                    table[rid] = self._next.get(dp, 1)
+                    self._next[dp] = table[rid] + 1
 
     def _change(self, rid: str, mutate: Any, switch_key: Any = None) -> Plan:
         before = self._rid_tables(rid)

@@ -38,6 +38,12 @@ from tandem.sdn.state import FLOW_ADD, FLOW_DEL, METER_ADD, METER_DEL, METER_MOD
 log = logging.getLogger("tandem.sdn.unit")
 
 Publish = Callable[[str, str, Any], None]  # (topic kind, key, protobuf message)
+MAX_BATCH = 512
+
+
+def _rid(cmd: Any) -> str:
+    op = cmd.WhichOneof("op")
+    return str(getattr(cmd, op).reservation_id) if op else ""
 
 
 @dataclass(slots=True)
@@ -135,12 +141,31 @@ class ControlUnit:
 
     # ------------------------------------------------------------------ worker
     def _worker(self) -> None:
+        carry: Job | None = None
         while not self.stopping.is_set():
-            job = self.jobs.get()
+            job = carry if carry is not None else self.jobs.get()
+            carry = None
             try:
                 if job.kind == "stop":
                     return
-                if job.kind == "command":
+                if job.kind == "command" and not job.replay:
+                    # Commands queued behind this one run as one batch (one barrier per phase
+                    # for all of them); a reservation seen twice ends the batch, so each
+                    # reservation's phases keep their order.
+                    batch, rids = [job], {_rid(job.cmd)}
+                    while len(batch) < MAX_BATCH:
+                        try:
+                            nxt = self.jobs.get_nowait()
+                        except queue.Empty:
+                            break
+                        if nxt.kind == "command" and not nxt.replay and _rid(nxt.cmd) not in rids:
+                            batch.append(nxt)
+                            rids.add(_rid(nxt.cmd))
+                        else:
+                            carry = nxt
+                            break
+                    self._commands(batch)
+                elif job.kind == "command":
                     self._command(job)
                 elif job.kind == "replay_done":
                     self._replay_done()
@@ -150,17 +175,24 @@ class ControlUnit:
                 log.exception("job %s failed", job.kind)
 
     def _command(self, job: Job) -> None:
-        cmd = job.cmd
-        plan = self.intent.apply_command(cmd)
+        """A replayed command: folded only (acknowledged after the first reconciliation if it
+        was never acknowledged)."""
+        plan = self.intent.apply_command(job.cmd)
         self.stats["commands"] += 1
-        if job.replay:
-            if job.needs_ack:
-                self._pending.append((job, plan))
-            return
-        res = ExecResult()
-        if plan.status == OK:
-            res = self.execute(plan, job.received)
-        self._ack(job, plan, res)
+        if job.needs_ack:
+            self._pending.append((job, plan))
+
+    def _commands(self, jobs: list[Job]) -> None:
+        plans = [self.intent.apply_command(j.cmd) for j in jobs]
+        self.stats["commands"] += len(jobs)
+        live = [i for i, p in enumerate(plans) if p.status == OK]
+        results = [ExecResult() for _ in jobs]
+        if live:
+            t0 = min(jobs[i].received for i in live)
+            for i, r in zip(live, self.execute_many([plans[i] for i in live], t0)):
+                results[i] = r
+        for j, p, r in zip(jobs, plans, results):
+            self._ack(j, p, r)
 
     def _ack(self, job: Job, plan: Plan, res: ExecResult) -> None:
         from tandem.events import new_meta
@@ -188,39 +220,56 @@ class ControlUnit:
             self.on_acked(job.offset)
 
     def execute(self, plan: Plan, t0: float | None = None) -> ExecResult:
-        """Run the plan's phases in order, each barrier-confirmed on every switch it touched."""
+        return self.execute_many([plan], t0)[0]
+
+    def execute_many(self, plans: list[Plan], t0: float | None = None) -> list[ExecResult]:
+        """Run plans together: phase k of every plan, then one barrier per switch, then phase
+        k+1. A plan whose op a switch refuses (or whose switch is not connected) stops there
+        — its later phases (the switch-over, the removals) are not sent — and the others go
+        on. Timings are from `t0` (command receipt) to last send / last barrier reply."""
         t0 = time.perf_counter() if t0 is None else t0
-        res = ExecResult()
-        for phase in plan.phases:
-            by_dp: dict[int, list[Any]] = {}
-            for op in phase:
-                by_dp.setdefault(op.dpid, []).append(op)
-            missing = [dp for dp in by_dp if dp not in self.channels]
-            if missing:
-                res.error = ("switch " + ", ".join(f"{dp:#x}" for dp in sorted(missing))
-                             + " not connected (installed by reconciliation when it connects)")
-                return res
-            sent: dict[int, tuple[SwitchChannel, list[int], list[Any]]] = {}
-            try:
-                for dp, ops in by_dp.items():
-                    ch = self.channels[dp]
-                    sent[dp] = (ch, ch.send([op.to_msg() for op in ops]), ops)
-                res.sent_ms = (time.perf_counter() - t0) * 1000
-                for dp, (ch, xids, ops) in sent.items():
+        results = [ExecResult() for _ in plans]
+        failed: set[int] = set()
+        for k in range(max((len(p.phases) for p in plans), default=0)):
+            by_dp: dict[int, list[tuple[int, Any]]] = {}
+            for i, p in enumerate(plans):
+                if i in failed or k >= len(p.phases):
+                    continue
+                for op in p.phases[k]:
+                    by_dp.setdefault(op.dpid, []).append((i, op))
+            sent: dict[int, tuple[SwitchChannel, list[int], list[tuple[int, Any]]]] = {}
+            for dp, items in by_dp.items():
+                ch = self.channels.get(dp)
+                try:
+                    if ch is None:
+                        raise SwitchGone(f"switch {dp:#x} not connected (installed by "
+                                         "reconciliation when it connects)")
+                    sent[dp] = (ch, ch.send_ops([op for _, op in items]), items)
+                except SwitchGone as exc:
+                    for i, _ in items:
+                        if i not in failed:
+                            failed.add(i)
+                            results[i].error = str(exc)
+            t_sent = (time.perf_counter() - t0) * 1000
+            for dp, (ch, xids, items) in sent.items():
+                try:
                     ch.barrier(self.cfg.barrier_timeout)
                     errs = ch.take_errors(xids)
-                    if errs:
-                        first = min(errs)
-                        op = ops[xids.index(first)]
-                        res.error = (f"switch {dp:#x} refused {op.kind} "
-                                     f"{getattr(op.spec, 'meter_id', '')}: {errs[first]}"
-                                     + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""))
-                        return res
-            except SwitchGone as exc:
-                res.error = str(exc)
-                return res
-            res.confirmed_ms = (time.perf_counter() - t0) * 1000
-        return res
+                except SwitchGone as exc:
+                    errs = {x: str(exc) for x in xids}
+                for x, (i, op) in zip(xids, items):
+                    if x in errs and i not in failed:
+                        failed.add(i)
+                        what = getattr(op.spec, "meter_id", 0) if op.kind.startswith("meter") \
+                            else dict(op.spec.match)
+                        results[i].error = (f"switch {dp:#x} refused {op.kind} {what}: "
+                                            f"{errs[x]}")
+            t_conf = (time.perf_counter() - t0) * 1000
+            for dp, (_, _, items) in sent.items():
+                for i, _ in items:
+                    results[i].sent_ms = t_sent
+                    results[i].confirmed_ms = t_conf
+        return results
 
     # ------------------------------------------------------------------ reconciliation
     def read_tables(self, ch: SwitchChannel) -> Tables:

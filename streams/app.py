@@ -54,6 +54,12 @@ def create_app(settings: Settings) -> Tandem:
         datadir=f"{settings.data_dir}/{settings.app_id}",
         producer_acks=-1,
         table_cleanup_interval=30.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 4),
+        # At-least-once plus idempotency keyed by input and request ids (see
+        # streams/agents/decider.py): Kafka transactions would hold every decision back until
+        # the next commit interval, against the request→decision latency target.
+        processing_guarantee="at_least_once",
     )
     topics = {
         base: app.topic(spec.name(settings.topic_prefix), key_type=bytes, value_type=bytes,

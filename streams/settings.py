@@ -23,6 +23,8 @@ class Settings:
     web_port: int = 6066
     web_enabled: bool = True
     data_dir: str = ".local/streams"
+    # A worker that dies is replaced after this long (Kafka group session timeout).
+    session_timeout_s: float = 10.0
 
     @property
     def broker_url(self) -> str:

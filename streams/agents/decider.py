@@ -11,6 +11,7 @@ decision is not published a second time: one decision per request, none lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -29,52 +30,60 @@ log = logging.getLogger(__name__)
 
 async def read_topic(bootstrap: str, topic: str, end: int | None = None) -> list[Any]:
     """Records of partition 0 of `topic` from offset 0 up to `end` (default: the current end)."""
-    tp = TopicPartition(topic, 0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        last = (await consumer.end_offsets([tp]))[tp]
-        stop = last if end is None else min(end, last)
-        await consumer.seek_to_beginning(tp)
-        out: list[Any] = []
-        while stop > 0 and (not out or out[-1].offset < stop - 1):
-            batch = await consumer.getmany(tp, timeout_ms=1000)
-            records = batch.get(tp, [])
-            if not records and await consumer.position(tp) >= stop:
-                break
-            out.extend(r for r in records if r.offset < stop)
-        return out
-    finally:
-        await consumer.stop()
+    return await _read(bootstrap, topic, only_partition=0, end=end)
 
 
 async def read_all_partitions(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of `topic` up to its current end, partition by partition."""
+    return await _read(bootstrap, topic)
+
+
+async def _read(bootstrap: str, topic: str, only_partition: int | None = None,
+                end: int | None = None, timeout: float = 60.0) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                isolation_level="read_committed")
+                                isolation_level="read_committed", auto_offset_reset="earliest")
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        parts = [only_partition] if only_partition is not None else sorted(
+            await partitions_of(consumer, topic))
+        tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
+        if end is not None:
+            ends = {tp: min(e, end) for tp, e in ends.items()}
+        for tp in tps:
+            consumer.seek(tp, 0)
         out: list[Any] = []
-        pending = {tp for tp in tps if ends[tp] > 0}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=1000)
+        # Done with a partition once its last record below `end` has arrived; never trust
+        # position() here (it can run ahead of what was delivered).
+        need = {tp: ends[tp] for tp in tps if ends[tp] > 0}
+        deadline = time.monotonic() + timeout
+        while need:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"reading {topic} timed out; still missing {need}")
+            batch = await consumer.getmany(*need, timeout_ms=500)
             for tp, records in batch.items():
-                out.extend(records)
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
+                for r in records:
+                    if r.offset < need.get(tp, 0):
+                        out.append(r)
+                if records and records[-1].offset + 1 >= need.get(tp, 0):
+                    need.pop(tp, None)
         return out
     finally:
         await consumer.stop()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float = 10.0) -> set[int]:
+    """The partitions of an existing topic (metadata can lag just after the client starts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topic {topic!r} does not exist (no metadata in {timeout:.0f} s)")
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public call for it
+        await asyncio.sleep(0.1)
 
 
 class DeciderRunner:

@@ -47,7 +47,7 @@ class Config:
     alternatives: int = 4
     network_weight: float = 0.01
     # Score added per vCPU of a group that leaves its current site (reaction: migrate).
-    migration_cost_per_vcpu: float = 0.05
+    migration_cost_per_vcpu: float = 5.0
 
 
 DEFAULT = Config()
@@ -90,6 +90,7 @@ class Solver:
         self.targets = [self._target(d) for d in req.demands]
         self.transit = req.rules.transit_jurisdictions
         self._est: dict[tuple[int, int, int], Route | str] = {}
+        self._free: dict[str, tuple[float, float, float]] = {}
         self.reasons: Counter[str] = Counter()
 
     def _target(self, d: Demand) -> _Target:
@@ -110,6 +111,12 @@ class Solver:
             return _Target(-1, -1, 0.0)
         return _Target(-1, self.net.index[best[1]], access_latency_ms(best[0]))
 
+    def free(self, site_id: str) -> tuple[float, float, float]:
+        got = self._free.get(site_id)
+        if got is None:
+            got = self._free[site_id] = self.state.site_free(site_id)
+        return got
+
     # --------------------------------------------------------------------- candidates
     def candidates(self) -> list[list[int]] | tuple[str, str]:
         """Feasible site indices per group, or (constraint, detail) when a group has none."""
@@ -128,7 +135,7 @@ class Solver:
                 stages.append(("vm_jurisdiction", cur))
             need = g.total
             stay = self.current.get(g.group_id)
-            cur = [s for s in cur if s == stay or _fits(self.state.site_free(s), need)]
+            cur = [s for s in cur if s == stay or _fits(self.free(s), need)]
             stages.append(("compute", cur))
             if not cur:
                 name = next(n for n, lst in stages if not lst)
@@ -250,7 +257,7 @@ class Solver:
             if self.current.get(g.group_id) != sid:  # a group staying put needs nothing new
                 tot = g.total
                 need = (need[0] + tot[0], need[1] + tot[1], need[2] + tot[2])
-        if need != (0.0, 0.0, 0.0) and not _fits(self.state.site_free(sid), need):
+        if need != (0.0, 0.0, 0.0) and not _fits(self.free(sid), need):
             self.reasons["compute"] += 1
             return None
         score += un
@@ -405,4 +412,4 @@ def _why_lost(r: _Exact, score: float, win: tuple[float, tuple[int, ...], _Exact
 
 
 def _fits(free: tuple[float, float, float], need: tuple[float, float, float]) -> bool:
-    return all(f >= n - EPS for f, n in zip(free, need))
+    return free[0] >= need[0] - EPS and free[1] >= need[1] - EPS and free[2] >= need[2] - EPS

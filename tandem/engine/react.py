@@ -174,10 +174,11 @@ def _reroute(mbb: State, old: Decision, broken: set[str], cfg: Config) -> Decisi
             return f"{r}: demand {did!r}"
         commit(res, r)
         routes.append((di, r))
-    kept = tuple(r for r in old.paths if r.reservation_id not in broken)
+    # Every path of a broken demand is replaced (a diverse pair is re-chosen as a pair).
+    kept = tuple(r for r in old.paths if r.demand_id not in demands)
     new = sv.reservations(routes, old.revision + 1)
     cost = old.cost - sum(r.bandwidth_mbps * _cpm(mbb, r) for r in old.paths
-                          if r.reservation_id in broken) + sum(r.cost for _, r in routes)
+                          if r.demand_id in demands) + sum(r.cost for _, r in routes)
     ceiling = req.rules.cost_ceiling
     if ceiling > 0 and cost > ceiling + EPS:
         return f"cost_ceiling: reroute costs {cost:.3f} > {ceiling:.3f}"

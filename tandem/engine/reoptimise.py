@@ -57,7 +57,7 @@ def reoptimise(state: State, max_moves: int = 50, hot_links: int = 10,
     used = list(state.used)
     before = max(_util(state, used), default=0.0)
     moves: list[Move] = []
-    moved: set[str] = set()
+    moved: dict[str, tuple[int, ...]] = {}  # reservation id -> its planned new directions
     solvers: dict[str, Solver] = {}
     while len(moves) < max_moves:
         util = _util(state, used)
@@ -69,7 +69,7 @@ def reoptimise(state: State, max_moves: int = 50, hot_links: int = 10,
                 for r in dec.paths:
                     if r.reservation_id in moved or hot not in state._dirs(r):
                         continue
-                    alt = _alternative(state, solvers, dec, r, used, util[hot], config)
+                    alt = _alternative(state, solvers, dec, r, used, util[hot], config, moved)
                     if alt is not None and (best is None or (alt[0], r.reservation_id)
                                             < (best[0], best[2].reservation_id)):
                         best = (alt[0], wid, r, alt[1])
@@ -89,12 +89,13 @@ def reoptimise(state: State, max_moves: int = 50, hot_links: int = 10,
         for e in p.dirs:
             used[e] += r.bandwidth_mbps
         moves.append(Move(wid, r, new))
-        moved.add(r.reservation_id)
+        moved[r.reservation_id] = p.dirs
     return _stage(state, moves, before)
 
 
 def _alternative(state: State, solvers: dict[str, Solver], dec: Decision, r: Reservation,
-                 used: list[float], hot_util: float, cfg: Config) -> tuple[float, Path] | None:
+                 used: list[float], hot_util: float, cfg: Config,
+                 moved: dict[str, tuple[int, ...]]) -> tuple[float, Path] | None:
     """The candidate path for `r` whose worst utilisation after the move is lowest (< hot)."""
     req = dec.request
     if req is None:
@@ -112,7 +113,7 @@ def _alternative(state: State, solvers: dict[str, Solver], dec: Decision, r: Res
     cands = admissible(net, src, dst, budget, sv.transit)
     if isinstance(cands, str):
         return None
-    siblings = [{e >> 1 for e in state._dirs(o)} for o in dec.paths
+    siblings = [{e >> 1 for e in moved.get(o.reservation_id, state._dirs(o))} for o in dec.paths
                 if o.demand_id == r.demand_id and o.reservation_id != r.reservation_id]
     own = set(state._dirs(r))
     best: tuple[float, Path] | None = None

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tandem.sdn.driver import SdnDriver
+from tandem.sdn.procs import Units
 from tandem.sdn.paths import WanLayout
 
 HERE = Path(__file__).resolve().parent
@@ -60,63 +61,6 @@ def port_tx_bytes(bridge: str) -> dict[int, int]:
     return res
 
 
-class Units:
-    """One `tandem sdn` process per site, started and stopped by PID."""
-
-    def __init__(self, layout: dict[str, Any], bootstrap: str, prefix: str) -> None:
-        self.layout = layout
-        self.bootstrap = bootstrap
-        self.prefix = prefix
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
-
-    def start(self, site: str) -> None:
-        s = self.layout["sites"][site]
-        log = open(RUN_DIR / f"{site}.log", "ab")
-        self.procs[site] = subprocess.Popen(
-            [sys.executable, "-m", "tandem.cli", "sdn", "--site", site, "--broker",
-             self.bootstrap, "--prefix", self.prefix, "--of-port", str(s["of_port"]),
-             "--stats-interval", "1", "--lldp-interval", "1", "--reconcile-interval", "600",
-             "--pidfile", str(RUN_DIR / f"{site}.pid")],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-
-    def stop(self, site: str) -> None:
-        p = self.procs.pop(site, None)
-        if p is None:
-            return
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-    def alive(self, site: str) -> bool:
-        p = self.procs.get(site)
-        return p is not None and p.poll() is None
-
-    def wait_connected(self, sites: list[str] | None = None, timeout: float = 30.0) -> None:
-        sites = sites or list(self.layout["sites"])
-        deadline = time.monotonic() + timeout
-        while True:
-            missing = []
-            for site in sites:
-                if not self.alive(site):
-                    raise AssertionError(f"control unit of {site} died; see {RUN_DIR}/{site}.log")
-                br = self.layout["sites"][site]["bridge"]
-                if sh("ovs-vsctl", "get", "controller", br, "is_connected",
-                      check=False).strip() != "true":
-                    missing.append(site)
-            if not missing:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"switches of {missing} did not connect to their units")
-            time.sleep(0.2)
-
-    def log(self, site: str) -> str:
-        return (RUN_DIR / f"{site}.log").read_text(errors="replace")
-
-
 @pytest.fixture(scope="session")
 def wan() -> Iterator[dict[str, Any]]:
     """The 5-site ring, built for this session and removed after it."""
@@ -153,7 +97,7 @@ def units(wan: dict[str, Any], kafka_bootstrap: str, sdn_prefix: str) -> Iterato
 
     asyncio.run(ensure_topics(kafka_bootstrap, T.core_topics(sdn_prefix)
                               + T.site_topics(list(wan["sites"]), sdn_prefix)))
-    u = Units(wan, kafka_bootstrap, sdn_prefix)
+    u = Units(wan, kafka_bootstrap, sdn_prefix, RUN_DIR)
     for site in wan["sites"]:
         u.start(site)
     try:

@@ -1,0 +1,142 @@
+"""Benchmark 3: decision latency with 1,000 active workloads, and reaction time to a failure.
+
+Protocol: load GÉANT (Topology Zoo Geant2012, 40 sites), warm the path cache (built once per
+topology structure, as the stream processor does at start-up), admit seeded workloads until
+`--active` are running, then time `decide()` on `--requests` further requests while keeping
+the population steady (each admitted request is applied and the oldest workload released).
+Only `decide()` is timed, with `time.perf_counter_ns`, after `gc.freeze()` of the loaded state (as a long-running worker
+does; `--no-gc-freeze` measures without it). Bandwidths are scaled down
+(`--bw-scale`) so that a thousand workloads fit on 1 Gbps links at all.
+
+Then the link whose failure touches the number of workloads closest to `--affected` is failed
+and `react()` is timed: choosing reroute / migrate / preempt / degraded for every affected
+workload and building the make-before-break change set.
+
+    python -m tandem.bench.latency          # or: tandem bench latency
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+OUT = Path("bench/out/latency.json")
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--topology", default="data/zoo/Geant2012.graphml")
+    p.add_argument("--active", type=int, default=1000)
+    p.add_argument("--requests", type=int, default=2000)
+    p.add_argument("--affected", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bw-scale", type=float, default=0.15,
+                   help="bandwidth multiplier of the workload generator")
+    p.add_argument("--no-gc-freeze", action="store_true",
+                   help="leave the loaded state in the collected generations (see docstring)")
+    p.add_argument("--out", default=str(OUT))
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("latency", help="decide() p50/p99 with 1,000 active workloads; reaction time")
+    add_args(p)
+    p.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="tandem bench latency", description=__doc__.splitlines()[0])
+    add_args(p)
+    return run(p.parse_args(argv))
+
+
+def _pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def run(args: argparse.Namespace) -> int:
+    from tandem.engine.decide import decide
+    from tandem.engine.loaders import load_topology
+    from tandem.engine.react import fail_link
+    from tandem.engine.state import State
+    from tandem.engine.workgen import generate
+
+    topo = load_topology(args.topology)
+    state = State.empty(topo)
+    t0 = time.perf_counter()
+    state.net.warm()
+    warm_s = time.perf_counter() - t0
+    s = args.bw_scale
+    stream = iter(generate(topo, 20 * (args.active + args.requests), args.seed, net=state.net,
+                           bw_low=0.03 * s, bw_high=0.12 * s))
+    order: list[str] = []
+    rejected_fill = 0
+    while len(state.workloads) < args.active:
+        d = decide(state, next(stream))
+        if d.admitted:
+            state = state.apply(d)
+            order.append(d.workload_id)
+        else:
+            rejected_fill += 1
+    times: list[float] = []
+    kinds: Counter[str] = Counter()
+    gc.collect()
+    if not args.no_gc_freeze:
+        # A long-running worker freezes its loaded state once (gc.freeze), so the cyclic
+        # collector stops re-scanning a thousand long-lived decisions on every collection.
+        gc.freeze()
+    for _ in range(args.requests):
+        req = next(stream)
+        t = time.perf_counter_ns()
+        d = decide(state, req)
+        times.append((time.perf_counter_ns() - t) / 1e6)
+        kinds[d.kind.value if d.admitted else f"rejected: {d.rejection.constraint}"] += 1  # type: ignore[union-attr]
+        if d.admitted:
+            state = state.apply(d).release(order.pop(0))
+            order.append(d.workload_id)
+    util = state.utilisation()
+    per_link: Counter[str] = Counter()
+    for dec in state.workloads.values():
+        for lid in {lid for p in dec.paths for lid in p.links}:
+            per_link[lid] += 1
+    link = min(per_link, key=lambda lid: (abs(per_link[lid] - args.affected), lid))
+    t = time.perf_counter()
+    reaction = fail_link(state, link)
+    react_s = time.perf_counter() - t
+    outcome = Counter(d.kind.value for d in reaction.decisions)
+    result = {
+        "topology": Path(args.topology).stem, "sites": len(topo.sites), "links": len(topo.links),
+        "active_workloads": len(state.workloads), "timed_requests": len(times),
+        "path_cache_warm_s": round(warm_s, 3), "gc_freeze": not args.no_gc_freeze,
+        "decide_ms": {"p50": _pct(times, 0.5), "p90": _pct(times, 0.9), "p99": _pct(times, 0.99),
+                      "max": max(times), "mean": statistics.fmean(times)},
+        "outcomes": dict(kinds), "fill_rejections": rejected_fill,
+        "max_link_utilisation": max(util.values()),
+        "reaction": {"link": link, "workloads_on_link": per_link[link],
+                     "affected": len(reaction.affected), "seconds": react_s,
+                     "outcomes": dict(outcome), "change_steps": len(reaction.change_set),
+                     "over_reserved_after": len(reaction.state.over_reserved())},
+    }
+    dm = result["decide_ms"]
+    print(f"{'topology':<12}{'active':>8}{'timed':>7}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print(f"{result['topology']:<12}{result['active_workloads']:>8}{len(times):>7}"
+          f"{dm['p50']:>9.3f}{dm['p90']:>9.3f}{dm['p99']:>9.3f}{dm['max']:>9.3f}")
+    print(f"decisions: {dict(kinds)}")
+    r = result["reaction"]
+    print(f"\nreaction to failure of {link} ({r['workloads_on_link']} workloads on it): "
+          f"{r['affected']} affected, {r['seconds'] * 1000:.1f} ms, {r['outcomes']}, "
+          f"{r['change_steps']} change steps")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
