@@ -97,7 +97,8 @@ def measure(unit: Any, intents: list[Any], batch: int) -> dict[str, float]:
 
 def run(flows: int, batch: int, meters: bool, per_command: int) -> dict[str, Any]:
     from tandem.sdn.app import TandemSdnApp
-    from tandem.sdn.unit import ControlUnit, UnitConfig, start_osken
+    from tandem.sdn.process import start_osken
+    from tandem.sdn.unit import ControlUnit, UnitConfig
 
     bridge_up()
     try:

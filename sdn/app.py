@@ -164,7 +164,7 @@ class SwitchChannel:
 
 class TandemSdnApp(app_manager.OSKenApp):  # type: ignore[misc]
     OFP_VERSIONS = [ofp.OFP_VERSION]
-    # Set by the entry point before the AppManager starts the app (see tandem.sdn.unit).
+    # Set by the entry point before the AppManager starts the app (see tandem.sdn.process.serve).
     unit: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

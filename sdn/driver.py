@@ -49,6 +49,11 @@ class SdnDriver:
             await self.consumer.position(tp)
         self._task = asyncio.create_task(self._pump())
 
+    async def warm(self, sites: Iterable[str]) -> None:
+        """Fetch topic metadata for these sites' command topics now (not on first publish)."""
+        for site in sites:
+            await self.producer.partitions_for(self.T.sdn_commands_topic(site, self.prefix))
+
     async def _pump(self) -> None:
         from tandem.v1 import commands_pb2 as c
 
@@ -71,15 +76,17 @@ class SdnDriver:
         await self.producer.stop()
 
     async def publish(self, cmds: Iterable[Any]) -> list[str]:
+        from tandem.sdn.kafka_io import send_many
+
         ids = []
-        futs = []
+        records = []
         for cmd in cmds:
             topic = self.T.sdn_commands_topic(cmd.site_id, self.prefix)
             key = (cmd.install.reservation_id if cmd.WhichOneof("op") == "install"
                    else cmd.remove.reservation_id)
-            futs.append(await self.producer.send(topic, cmd.SerializeToString(), key=key.encode()))
+            records.append((topic, key.encode(), cmd.SerializeToString()))
             ids.append(cmd.command_id)
-        await asyncio.gather(*futs)
+        await send_many(self.producer, records)
         return ids
 
     async def wait_acks(self, ids: Iterable[str], timeout: float = 30.0) -> dict[str, Any]:

@@ -106,7 +106,8 @@ def burst_for(rate_kbps: int) -> int:
 
 def _ip_field(text: str, where: str) -> Any:
     parts = text.split(".")
-    if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts):
+    if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255
+                               for p in parts):
         return ".".join(str(int(p)) for p in parts)  # the common case, without ipaddress
     try:
         net = ipaddress.IPv4Network(text, strict=False)

@@ -83,7 +83,8 @@ def classify(expected: tuple[str, int] | None, heard: Heard | None) -> str | Non
     return MISWIRED
 
 
-def expected_peers(site: str, links: Mapping[str, tuple[str, int, str, int]]) -> dict[int, tuple[str, str, int]]:
+def expected_peers(site: str, links: Mapping[str, tuple[str, int, str, int]]
+                   ) -> dict[int, tuple[str, str, int]]:
     """port → (link_id, peer site, peer port) for `site`, from links as
     {link_id: (site_a, port_a, site_b, port_b)}."""
     out: dict[int, tuple[str, str, int]] = {}

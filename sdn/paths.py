@@ -51,6 +51,16 @@ class WanLayout:
             host_port=int(d.get("host_port", HOST_PORT)),
         )
 
+    @staticmethod
+    def from_inventory(sites: Sequence[Any], links: Sequence[Any]) -> WanLayout:
+        """From `tandem.v1.Site` / `tandem.v1.Link` messages (datapath ids and ports as
+        published by `tandem infra wan up --broker`); links without ports are left out."""
+        return WanLayout(
+            dpids={s.site_id: int(s.datapath_id) for s in sites if s.datapath_id},
+            links={l.link_id: LinkPorts(l.link_id, l.site_a, int(l.port_a), l.site_b,
+                                        int(l.port_b)) for l in links if l.port_a and l.port_b},
+        )
+
     def port_to_link(self, site: str) -> dict[int, str]:
         return {
             l.port_of(site): lid for lid, l in self.links.items() if site in (l.site_a, l.site_b)

@@ -19,24 +19,29 @@ class Units:
     """One `tandem sdn` process per site, started and stopped by PID."""
 
     def __init__(self, layout: dict[str, Any], bootstrap: str, prefix: str, run_dir: Path,
-                 reconcile_interval: float = 600.0) -> None:
+                 reconcile_interval: float = 600.0, stats_interval: float = 1.0,
+                 lldp_interval: float = 1.0) -> None:
         self.layout = layout
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.run_dir = run_dir
         self.reconcile_interval = reconcile_interval
+        self.stats_interval = stats_interval
+        self.lldp_interval = lldp_interval
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         run_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, site: str) -> None:
         s = self.layout["sites"][site]
-        log = open(self.run_dir / f"{site}.log", "ab")
-        self.procs[site] = subprocess.Popen(
-            [sys.executable, "-m", "tandem.cli", "sdn", "--site", site, "--broker",
-             self.bootstrap, "--prefix", self.prefix, "--of-port", str(s["of_port"]),
-             "--stats-interval", "1", "--lldp-interval", "1", "--reconcile-interval", str(self.reconcile_interval),
-             "--pidfile", str(self.run_dir / f"{site}.pid")],
-            stdout=log, stderr=subprocess.STDOUT, )
+        with open(self.run_dir / f"{site}.log", "ab") as log:
+            self.procs[site] = subprocess.Popen(
+                [sys.executable, "-m", "tandem.cli", "sdn", "--site", site, "--broker",
+                 self.bootstrap, "--prefix", self.prefix, "--of-port", str(s["of_port"]),
+                 "--stats-interval", str(self.stats_interval),
+                 "--lldp-interval", str(self.lldp_interval),
+                 "--reconcile-interval", str(self.reconcile_interval),
+                 "--pidfile", str(self.run_dir / f"{site}.pid")],
+                stdout=log, stderr=subprocess.STDOUT)
 
     def stop(self, site: str) -> None:
         p = self.procs.pop(site, None)
@@ -60,14 +65,15 @@ class Units:
             missing = []
             for site in sites:
                 if not self.alive(site):
-                    raise AssertionError(f"control unit of {site} died; see {self.run_dir}/{site}.log")
+                    raise RuntimeError(f"control unit of {site} died; see "
+                                       f"{self.run_dir}/{site}.log")
                 br = self.layout["sites"][site]["bridge"]
                 if _sh("ovs-vsctl", "get", "controller", br, "is_connected").strip() != "true":
                     missing.append(site)
             if not missing:
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"switches of {missing} did not connect to their units")
+                raise RuntimeError(f"switches of {missing} did not connect to their units")
             time.sleep(0.2)
 
     def log(self, site: str) -> str:

@@ -1,4 +1,4 @@
-"""The SDN control unit of one site: os-ken (native hub threads) + aiokafka (asyncio thread).
+"""The SDN control unit of one site: its threads and logic (Kafka side: `tandem.sdn.process`).
 
 Why this shape:
 - One worker thread owns the intended state (`SiteIntent`) and the switches' tables: commands
@@ -18,7 +18,6 @@ Kafka I/O stays on the asyncio thread; other threads hand messages over with
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import queue
 import threading
@@ -29,11 +28,18 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from tandem.events import new_meta
 from tandem.sdn import lldp
 from tandem.sdn.app import SwitchChannel, SwitchGone
 from tandem.sdn.intents import Tables, spec_from_flow_stats, spec_from_meter_config
 from tandem.sdn.reconcile import diff
-from tandem.sdn.state import FLOW_ADD, FLOW_DEL, METER_ADD, METER_DEL, METER_MOD, NOOP, OK, REJECTED, Plan, SiteIntent
+from tandem.sdn.state import (
+    FLOW_ADD, FLOW_DEL, METER_ADD, METER_DEL, METER_MOD, NOOP, OK, REJECTED, Plan, SiteIntent,
+)
+from tandem.v1 import commands_pb2 as c
+from tandem.v1 import inventory_pb2 as inv
+from tandem.v1 import link_state_pb2 as ls
+from tandem.v1 import telemetry_pb2 as tm
 
 log = logging.getLogger("tandem.sdn.unit")
 
@@ -48,8 +54,9 @@ def _rid(cmd: Any) -> str:
 
 @dataclass(slots=True)
 class Job:
-    kind: str  # "command" | "replay_done" | "reconcile" | "stop"
+    kind: str  # "batch" (live commands) | "command" (replayed) | "replay_done" | "reconcile" | "stop"
     cmd: Any = None
+    batch: list[Job] = field(default_factory=list)
     offset: int = -1
     replay: bool = False
     needs_ack: bool = True
@@ -114,9 +121,6 @@ class ControlUnit:
             del self.channels[ch.dpid]
 
     def port_status(self, ch: SwitchChannel, msg: Any) -> None:
-        from tandem.events import new_meta
-        from tandem.v1 import link_state_pb2 as ls
-
         desc = msg.desc
         down = (msg.reason == ofp.OFPPR_DELETE or bool(desc.state & ofp.OFPPS_LINK_DOWN)
                 or bool(desc.config & ofp.OFPPC_PORT_DOWN))
@@ -141,30 +145,38 @@ class ControlUnit:
 
     # ------------------------------------------------------------------ worker
     def _worker(self) -> None:
-        carry: Job | None = None
         while not self.stopping.is_set():
-            job = carry if carry is not None else self.jobs.get()
-            carry = None
+            job = self.jobs.get()
             try:
                 if job.kind == "stop":
                     return
-                if job.kind == "command" and not job.replay:
-                    # Commands queued behind this one run as one batch (one barrier per phase
-                    # for all of them); a reservation seen twice ends the batch, so each
-                    # reservation's phases keep their order.
-                    batch, rids = [job], {_rid(job.cmd)}
-                    while len(batch) < MAX_BATCH:
+                if job.kind == "batch":
+                    # Live commands: this batch and any queued behind it run together (one
+                    # barrier per phase per switch for all of them). A reservation seen twice
+                    # starts a new group, so each reservation's phases keep their order.
+                    live = list(job.batch)
+                    carry: Job | None = None
+                    while len(live) < MAX_BATCH:
                         try:
                             nxt = self.jobs.get_nowait()
                         except queue.Empty:
                             break
-                        if nxt.kind == "command" and not nxt.replay and _rid(nxt.cmd) not in rids:
-                            batch.append(nxt)
-                            rids.add(_rid(nxt.cmd))
-                        else:
+                        if nxt.kind != "batch":
                             carry = nxt
                             break
-                    self._commands(batch)
+                        live.extend(nxt.batch)
+                    group: list[Job] = []
+                    rids: set[str] = set()
+                    for j in live:
+                        if _rid(j.cmd) in rids:
+                            self._commands(group)
+                            group, rids = [], set()
+                        group.append(j)
+                        rids.add(_rid(j.cmd))
+                    if group:
+                        self._commands(group)
+                    if carry is not None:
+                        self.jobs.put(carry)  # (stop, replay_done, reconcile: order-insensitive)
                 elif job.kind == "command":
                     self._command(job)
                 elif job.kind == "replay_done":
@@ -195,9 +207,6 @@ class ControlUnit:
             self._ack(j, p, r)
 
     def _ack(self, job: Job, plan: Plan, res: ExecResult) -> None:
-        from tandem.events import new_meta
-        from tandem.v1 import commands_pb2 as c
-
         if plan.status == REJECTED:
             status, error = c.ACK_STATUS_FAILED, plan.reason
         elif res.error:
@@ -333,9 +342,6 @@ class ControlUnit:
                     self.jobs.put(Job("reconcile", dpid=dp))
 
     def _poll_stats(self) -> None:
-        from tandem.events import new_meta
-        from tandem.v1 import telemetry_pb2 as tm
-
         while not self.stopping.wait(self.cfg.stats_interval):
             for ch in list(self.channels.values()):
                 try:
@@ -366,9 +372,6 @@ class ControlUnit:
             self._report_links()
 
     def _report_links(self) -> None:
-        from tandem.events import new_meta
-        from tandem.v1 import inventory_pb2 as inv
-
         hold = 3 * self.cfg.lldp_interval + 1.0
         now = time.monotonic()
         for ch in list(self.channels.values()):
@@ -420,183 +423,3 @@ class ControlUnit:
         """Declared links from a `WanLayout` (the local WAN state file)."""
         self.declared.update(lldp.expected_peers(self.site, {
             lid: (l.site_a, l.port_a, l.site_b, l.port_b) for lid, l in layout.links.items()}))
-
-
-# ====================================================================== Kafka side (asyncio)
-
-
-async def run_kafka(unit: ControlUnit, bootstrap: str, prefix: str | None,
-                    ready: asyncio.Event | None = None) -> None:
-    """Consume the site's command topic (replay from 0, then live), produce acks and events."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
-    from tandem.services.kafka_admin import ensure_topics
-    from tandem.streams import topics as T
-    from tandem.v1 import commands_pb2 as c
-    from tandem.v1 import inventory_pb2
-
-    site = unit.site
-    cmd_topic = T.sdn_commands_topic(site, prefix)
-    names = {"ack": T.SPECS[T.SDN_ACKS_BASE].name(prefix),
-             "telemetry": T.SPECS[T.TELEMETRY_BASE].name(prefix),
-             "link_state": T.SPECS[T.LINK_STATE_BASE].name(prefix),
-             "inventory": T.SPECS[T.INVENTORY_BASE].name(prefix)}
-    await ensure_topics(bootstrap, T.core_topics(prefix) + [(cmd_topic, T.SDN_COMMANDS_SPEC)])
-    loop = asyncio.get_running_loop()
-    outbox: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
-    commits: asyncio.Queue[int] = asyncio.Queue()
-    unit.publish = lambda kind, key, msg: loop.call_soon_threadsafe(
-        outbox.put_nowait, (kind, key, msg))
-    unit.on_acked = lambda off: loop.call_soon_threadsafe(commits.put_nowait, off)
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1,
-                                client_id=f"tandem-sdn-{site}")
-    group = f"tandem-sdn-{site}"
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                client_id=f"tandem-sdn-{site}", fetch_max_wait_ms=20)
-    inv_consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                    auto_offset_reset="earliest", fetch_max_wait_ms=200)
-    await producer.start()
-    await consumer.start()
-    await inv_consumer.start()
-    tp = TopicPartition(cmd_topic, 0)
-    consumer.assign([tp])
-    committed = await consumer.committed(tp) or 0
-    end = (await consumer.end_offsets([tp]))[tp]
-    await consumer.seek_to_beginning(tp)
-    inv_tp = TopicPartition(names["inventory"], 0)
-    inv_consumer.assign([inv_tp])
-    await inv_consumer.seek_to_beginning(inv_tp)
-    log.info("site %s: replaying %s offsets 0..%d (acknowledged below %d)", site, cmd_topic,
-             end, committed)
-    if end == 0:
-        unit.jobs.put(Job("replay_done"))
-    if ready is not None:
-        ready.set()
-
-    async def pump_out() -> None:
-        while True:
-            kind, key, msg = await outbox.get()
-            await producer.send(names[kind], msg.SerializeToString(), key=key.encode())
-
-    async def pump_commits() -> None:
-        while True:
-            off = await commits.get()
-            while not commits.empty():
-                off = max(off, commits.get_nowait())
-            await consumer.commit({tp: off + 1})
-
-    async def pump_inventory() -> None:
-        site_dpids: dict[str, int] = {}
-        async for rec in inv_consumer:
-            try:
-                ev = inventory_pb2.InventoryEvent.FromString(rec.value)
-            except Exception:
-                continue
-            unit.learn_inventory(ev, site_dpids)
-
-    async def pump_commands() -> None:
-        async for rec in consumer:
-            received = time.perf_counter()
-            try:
-                cmd = c.SdnCommand.FromString(rec.value)
-            except Exception as exc:
-                log.warning("offset %d of %s is not an SdnCommand (%s): skipped", rec.offset,
-                            cmd_topic, exc)
-                cmd = None
-            if cmd is not None and cmd.site_id and cmd.site_id != site:
-                log.warning("command %s is for site %s, not %s: skipped", cmd.command_id,
-                            cmd.site_id, site)
-                cmd = None
-            replay = rec.offset < end
-            if cmd is not None:
-                unit.jobs.put(Job("command", cmd=cmd, offset=rec.offset, replay=replay,
-                                  needs_ack=rec.offset >= committed, received=received))
-            elif not replay:
-                unit.on_acked(rec.offset)
-            if replay and rec.offset == end - 1:
-                unit.jobs.put(Job("replay_done"))
-
-    tasks = [asyncio.create_task(t()) for t in (pump_out, pump_commits, pump_inventory,
-                                                 pump_commands)]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for t in tasks:
-            t.cancel()
-        # flush what the threads handed over before we stop
-        while not outbox.empty():
-            kind, key, msg = outbox.get_nowait()
-            await producer.send(names[kind], msg.SerializeToString(), key=key.encode())
-        await producer.stop()
-        await consumer.stop()
-        await inv_consumer.stop()
-
-
-def start_osken(of_port: int, listen_host: str = "127.0.0.1") -> Any:
-    """Start os-ken's AppManager with our app (native hub, daemon threads); returns the app."""
-    from os_ken import cfg
-    from os_ken.base import app_manager
-    from os_ken.controller import controller  # noqa: F401  (registers the ofp-* options)
-
-    cfg.CONF([], project="os_ken")
-    cfg.CONF.set_override("ofp_tcp_listen_port", of_port)
-    cfg.CONF.set_override("ofp_listen_host", listen_host)
-    mgr = app_manager.AppManager.get_instance()
-    mgr.load_apps(["tandem.sdn.app"])
-    contexts = mgr.create_contexts()
-    mgr.instantiate_apps(**contexts)  # starts the apps' threads (and the OpenFlow listener)
-    return mgr.applications["TandemSdnApp"]
-
-
-def serve(site: str, bootstrap: str, of_port: int, prefix: str | None = None,
-          cfg: UnitConfig | None = None, layout: Any = None) -> int:
-    """Run the control unit until SIGINT/SIGTERM. os-ken runs in daemon threads started from
-    a daemon thread (the native hub's threads inherit that), asyncio in the main thread."""
-    import signal
-
-    from tandem.sdn.app import TandemSdnApp
-
-    unit = ControlUnit(cfg or UnitConfig(site), publish=lambda *_: None, on_acked=lambda _: None)
-    if layout is not None:
-        unit.learn_layout(layout)
-    TandemSdnApp.unit = unit
-    boot: dict[str, Any] = {}
-
-    def boot_osken() -> None:
-        try:
-            boot["app"] = start_osken(of_port)
-        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
-            boot["error"] = exc
-
-    t = threading.Thread(target=boot_osken, name="osken-boot", daemon=True)
-    t.start()
-    t.join(10)
-    if "error" in boot:
-        raise RuntimeError(f"os-ken could not start on port {of_port}: {boot['error']}")
-    unit.start()
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        kafka = asyncio.create_task(run_kafka(unit, bootstrap, prefix))
-        waiter = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({kafka, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        unit.stop()
-        if kafka in done:
-            kafka.result()  # raises what killed the Kafka side
-        kafka.cancel()
-        try:
-            await kafka
-        except asyncio.CancelledError:
-            pass
-
-    asyncio.run(main())
-    log.info("control unit of %s stopped", site)
-    for th in threading.enumerate():
-        if th is not threading.current_thread() and not th.daemon:
-            log.debug("non-daemon thread left at exit: %s", th.name)
-    return 0

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def cmd_sdn(args: argparse.Namespace) -> int:
     from tandem.sdn.paths import WanLayout
-    from tandem.sdn.unit import UnitConfig, serve
+    from tandem.sdn.process import serve
+    from tandem.sdn.unit import UnitConfig
     from tandem.services.cli_wan import STATE_FILE, load_state
     from tandem.streams.settings import Settings
     from tandem.streams.topics import sdn_commands_topic

@@ -40,6 +40,7 @@ def register_wan(infra_sub: argparse._SubParsersAction) -> None:  # type: ignore
                     help="OpenFlow port of the first site's control unit (+1 per site)")
     up.add_argument("--broker", default=None,
                     help="also publish sites and links (datapath ids, ports) to Kafka inventory")
+    up.add_argument("--prefix", default=None, help="topic name prefix (default: env)")
     up.set_defaults(func=cmd_up)
     down = wsub.add_parser("down", help="remove what `wan up` created (from the state file)")
     down.set_defaults(func=cmd_down)
@@ -273,10 +274,11 @@ def _load_topology(path: str) -> Any:
 
 def cmd_up(args: argparse.Namespace) -> int:
     topo = _load_topology(args.topology)
+    was_up = STATE_FILE.exists()
     try:
         state = wan_up(topo, args.scale, args.of_base)
     except UserError:
-        if STATE_FILE.exists():
+        if not was_up and STATE_FILE.exists():  # a half-built WAN of this invocation
             removed = wan_down()
             print(f"wan up failed; cleaned up {len(removed)} objects it had created")
         raise
@@ -293,8 +295,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.broker:
         from tandem.sdn.publish import publish_inventory
 
-        n = publish_inventory(args.broker, topo, lay)
-        print(f"published {n} inventory events to {args.broker}")
+        try:
+            n = publish_inventory(args.broker, topo, lay, args.prefix)
+        except Exception as exc:  # the WAN is up; say why the publish failed
+            raise UserError(f"WAN is up, but publishing its inventory to {args.broker} "
+                            f"failed: {exc}") from None
+        print(f"published {n} inventory events (sites with datapath ids, links with ports) "
+              f"to {args.broker}")
     return 0
 
 

@@ -10,7 +10,7 @@ does not decode is dead-lettered with its origin instead of being dropped by a c
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ class Tandem:
     settings: Settings
     topics: dict[str, faust.TopicT]
     tables: dict[str, Any]
+    # Sites whose per-site command topics this process has made sure exist.
+    sites_with_topics: set[str] = field(default_factory=set)
+    decider: Any = None
 
     def topic(self, base: str) -> faust.TopicT:
         return self.topics[base]
@@ -67,11 +70,14 @@ def create_app(settings: Settings) -> Tandem:
         for base, spec in T.SPECS.items()
     }
     tandem = Tandem(app=app, settings=settings, topics=topics, tables={})
-    from tandem.streams.agents import decider, forward, inventory
+    from tandem.streams import web
+    from tandem.streams.agents import clock, decider, forward, inventory
 
     inventory.install(tandem)
     forward.install(tandem)
     decider.install(tandem)
+    clock.install(tandem)
+    web.install(tandem)
     return tandem
 
 

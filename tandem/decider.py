@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from tandem.engine.decide import decide
 from tandem.engine.decision import Decision, Explanation, Kind, Rejection
 from tandem.engine.react import react
+from tandem.engine.reoptimise import reoptimise
 from tandem.engine.state import State
 from tandem.engine.topology import Link, OperState, Topology
 from tandem.events import derived_id, meta_time, new_meta
@@ -79,7 +80,11 @@ class Decider:
         elif which == "request":
             self._on_request(inp, at, out)
         elif which == "reoptimise":
-            log.info("decider: re-optimisation order %s (no-op: not wired yet)", iid)
+            self._on_reoptimise(inp, out)
+        elif which == "tick":
+            t = inp.tick.at.seconds + inp.tick.at.nanos / 1e9
+            log.info("decider: clock tick at %.3f (%s)", t, inp.tick.reason)
+            self._change_topology(inp, self.topology, t, out)
         return out
 
     def fold_all(self, inputs: Iterable[decider_pb2.DeciderInput]) -> list[Outputs]:
@@ -135,6 +140,18 @@ class Decider:
         reaction = react(before, topo, at)
         self.state = reaction.state
         for i, d in enumerate(reaction.decisions):
+            self._emit(inp, i, before.workloads.get(d.workload_id), d, out)
+
+    def _on_reoptimise(self, inp: decider_pb2.DeciderInput, out: Outputs) -> None:
+        if self.state is None or not self.state.workloads:
+            return
+        before = self.state
+        plan = reoptimise(before)
+        log.info("decider: re-optimisation moves %d reservations in %d stages; max utilisation "
+                 "%.3f -> %.3f", sum(len(s) for s in plan.stages), len(plan.stages),
+                 plan.max_util_before, plan.max_util_after)
+        self.state = plan.state
+        for i, d in enumerate(plan.decisions):
             self._emit(inp, i, before.workloads.get(d.workload_id), d, out)
 
     # ---------------------------------------------------------------------- requests
@@ -195,3 +212,14 @@ def _factor(link: Link, deg: link_state_pb2.Degradation) -> float:
     if eff > 0 and nominal > 0:
         return min(1.0, eff / nominal)
     return 1.0
+
+
+def capacity_moments(topology: Topology, since: float, until: float) -> list[tuple[float, str]]:
+    """Moments in (since, until] at which an announced capacity window starts or ends."""
+    out: list[tuple[float, str]] = []
+    for lid, link in topology.links.items():
+        for i, w in enumerate(link.capacity_schedule):
+            for t, what in ((w.start, "starts"), (w.end, "ends")):
+                if since < t <= until:
+                    out.append((t, f"link {lid} capacity window {i} {what}"))
+    return sorted(out)

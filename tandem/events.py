@@ -7,6 +7,7 @@ decision on replay gives the very same event id.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 
@@ -18,8 +19,12 @@ _NS = uuid.UUID("8f6b0b1e-2f0c-4d36-9c39-6d1f3f1b7a10")
 
 
 def derived_id(*parts: str) -> str:
-    """A stable UUID (v5) for an event computed from the given cause, e.g. a request id."""
-    return str(uuid.uuid5(_NS, "\x1f".join(parts)))
+    """A stable UUID-shaped id for an event computed from the given cause (e.g. a request id).
+
+    BLAKE2b of the parts, formatted like a UUID: as stable as uuid5 and several times cheaper
+    (the decider derives a few of these per decision)."""
+    h = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16, key=_NS.bytes).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_meta(

@@ -10,6 +10,9 @@ from tandem.v1 import inventory_pb2
 from tandem.validation import INVALID, UNKNOWN_REFERENCE, check_meta, check_ranges, require
 
 
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
 def site_key(site_id: str) -> str:
     return f"site/{site_id}"
 
@@ -39,7 +42,11 @@ def check_inventory(event: inventory_pb2.InventoryEvent, known_sites: Container[
     which = event.WhichOneof("change")
     require(which is not None, INVALID, "change: none of site, link, removed is set")
     if which == "site":
-        require(bool(event.site.site_id), INVALID, "site.site_id: empty")
+        sid = event.site.site_id
+        require(bool(sid), INVALID, "site.site_id: empty")
+        # A site id names its control units' command topics.
+        require(set(sid) <= _ID_CHARS and len(sid) <= 100, INVALID,
+                f"site.site_id = {sid!r}: only letters, digits, '.', '_' and '-' (at most 100)")
     elif which == "link":
         link = event.link
         require(bool(link.link_id), INVALID, "link.link_id: empty")

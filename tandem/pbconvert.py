@@ -111,7 +111,7 @@ def change_step_to_pb(step: ed.ChangeStep) -> decision_pb2.ChangeStep:
 
 
 def kind_from_pb(kind: int) -> ed.Kind:
-    return _KIND_BACK[kind]  # type: ignore[index]
+    return _KIND_BACK[kind]
 
 
 # ------------------------------------------------------------------------------ topology

@@ -238,20 +238,31 @@ class LinkTracker:
             return cap
         return cap * max(0.0, 1.0 - d.loss.value)
 
+    def any_outside(self, inner: bool) -> bool:
+        """`bool(self.outside(inner))`, without building findings (the per-sample path)."""
+        b = self.band
+        lat = b.latency_inner if inner else b.latency_outer
+        loss = b.loss_inner if inner else b.loss_outer
+        limits = b.util_inner if inner else b.util_outer
+        for site, d in self.dirs.items():
+            if d.latency.seen and d.latency.value > lat:
+                return True
+            if d.loss.seen and d.loss.value > loss:
+                return True
+            if d.util.seen and b.capacity.get(site, 0.0) > 0 and d.util.value > limits[site]:
+                return True
+        return False
+
     def _step(self, t: float) -> Transition | None:
         p = self.params
         if self.state == UP:
-            bad = self.outside(inner=False)
             hold, need = p.degrade_hold_s, p.degrade_samples
-            cond = bool(bad)
+            cond = self.any_outside(inner=False)
         else:
-            bad = self.outside(inner=True)
             hold, need = p.recover_hold_s, p.recover_samples
-            cond = not bad
+            cond = not self.any_outside(inner=True)
         if not cond:
             self.pending_since, self.pending_count = None, 0
-            if self.state == DEGRADED and bad:
-                self.finding = bad[0]
             return None
         if self.pending_since is None:
             self.pending_since = t
@@ -262,6 +273,7 @@ class LinkTracker:
         self.last_transition = t
         b = self.band
         if self.state == UP:
+            bad = self.outside(inner=False)
             self.state, self.finding = DEGRADED, bad[0]
             f = bad[0]
             cause = (f"{f.metric} {f.observed:.4g} above SLA {f.threshold:.4g} "

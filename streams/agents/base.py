@@ -56,3 +56,13 @@ def decider_input(source: str, original: Any, **which: Message) -> decider_pb2.D
 
 async def forward(tandem: Any, inp: decider_pb2.DeciderInput) -> None:
     await tandem.topic(T.DECIDER_BASE).send(key=b"", value=inp.SerializeToString())
+
+
+async def ensure_site_topics(tandem: Any, site_id: str) -> None:
+    """Create a site's SDN and compute command topics once per process (idempotent)."""
+    if site_id in tandem.sites_with_topics:
+        return
+    from tandem.services.kafka_admin import ensure_topics
+
+    await ensure_topics(tandem.settings.broker, T.site_topics([site_id], tandem.settings.topic_prefix))
+    tandem.sites_with_topics.add(site_id)

@@ -19,8 +19,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tandem.decider import Decider, Outputs
-from tandem.services.kafka_admin import ensure_topics
 from tandem.streams import topics as T
+from tandem.streams.agents.base import ensure_site_topics
 from tandem.streams.deadletter import dead_letter
 from tandem.v1 import decider_pb2, decision_pb2
 from tandem.validation import PROCESSING_ERROR, InvalidEvent, check_meta, decode
@@ -94,7 +94,6 @@ class DeciderRunner:
         self.decider: Decider | None = None
         self.next_offset: int | None = None
         self.published: set[str] = set()
-        self.site_topics: set[str] = set()
         self.prefix = tandem.settings.topic_prefix
         self.broker = tandem.settings.broker
 
@@ -136,20 +135,15 @@ class DeciderRunner:
             elif d.kind != decision_pb2.DECISION_KIND_REJECTED:
                 workloads[d.workload_id] = d.SerializeToString()
         for cmd in out.sdn:
-            topic = T.sdn_commands_topic(cmd.site_id, self.prefix)
-            await self._ensure(topic, cmd.site_id)
-            await t.app.send(topic, key=cmd.command_id.encode(), value=cmd.SerializeToString())
+            await ensure_site_topics(t, cmd.site_id)
+            await t.app.send(T.sdn_commands_topic(cmd.site_id, self.prefix),
+                             key=cmd.command_id.encode(), value=cmd.SerializeToString())
         for cc in out.compute:
-            topic = T.compute_commands_topic(cc.site_id, self.prefix)
-            await self._ensure(topic, cc.site_id)
-            await t.app.send(topic, key=cc.vm.vm_name.encode(), value=cc.SerializeToString())
+            await ensure_site_topics(t, cc.site_id)
+            await t.app.send(T.compute_commands_topic(cc.site_id, self.prefix),
+                             key=cc.vm.vm_name.encode(), value=cc.SerializeToString())
         for a in out.alarms:
             await t.topic(T.ALARMS_BASE).send(key=a.workload_id.encode(), value=a.SerializeToString())
-
-    async def _ensure(self, topic: str, site: str) -> None:
-        if topic not in self.site_topics:
-            await ensure_topics(self.broker, T.site_topics([site], self.prefix))
-            self.site_topics.update(n for n, _ in T.site_topics([site], self.prefix))
 
 
 def install(tandem: Any) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 from tandem.inventory import check_inventory, inventory_key, site_key
 from tandem.streams import topics as T
-from tandem.streams.agents.base import decider_input, forward, run_input_agent
+from tandem.streams.agents.base import (decider_input, ensure_site_topics, forward,
+                                        run_input_agent)
 from tandem.v1 import inventory_pb2
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def install(tandem: Any) -> None:
     sites = SitesOf(table)
 
     async def handle(event: Any, msg: inventory_pb2.InventoryEvent) -> None:
+        if msg.WhichOneof("change") == "site":  # its command topics exist before any command
+            await ensure_site_topics(tandem, msg.site.site_id)
         apply(table, msg)
         await forward(tandem, decider_input("streams/inventory", msg, inventory=msg))
 

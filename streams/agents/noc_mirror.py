@@ -32,6 +32,10 @@ def to_json(msg: Message) -> bytes:
 
 
 def install(tandem: Any) -> None:
+    """Adds one mirror agent per NOC-facing topic (idempotent)."""
+    if getattr(tandem, "_noc_mirror", False):
+        return
+    tandem._noc_mirror = True
     app = tandem.app
     for source, mirror in MIRRORS.items():
         _mirror(tandem, app, source, mirror)

@@ -26,7 +26,7 @@ from mode import Service
 from tandem.events import derived_id, new_meta
 from tandem.streams import topics as T
 from tandem.streams.deadletter import COUNTS, build_dead_letter
-from tandem.telemetry import (DEGRADED, UP, Direction, Ewma, LinkTracker, Params, PortCounter,
+from tandem.telemetry import (DEGRADED, UP, Direction, Ewma, Finding, LinkTracker, Params, PortCounter,
                               SiteTracker, Transition, band_of)
 from tandem.telemetry_formats import LinkReading, PortReading, Reading, SiteReading, parse
 from tandem.v1 import alarms_pb2, inventory_pb2, link_state_pb2, telemetry_pb2
@@ -276,6 +276,7 @@ class TelemetryFold:
 
 
 def link_metrics(tr: LinkTracker) -> telemetry_pb2.LinkMetrics:
+    f: Finding | None = None
     m = telemetry_pb2.LinkMetrics(link_id=tr.band.link_id, state=_STATE[tr.state],
                                   last_transition_time=tr.last_transition)
     for site in sorted(tr.dirs):
@@ -284,8 +285,10 @@ def link_metrics(tr: LinkTracker) -> telemetry_pb2.LinkMetrics:
                          latency_ms=d.latency.value, loss=d.loss.value, samples=d.samples,
                          last_sample_time=d.last_t, has_utilisation=d.util.seen,
                          has_latency=d.latency.seen, has_loss=d.loss.seen)
-    if tr.state == DEGRADED and tr.finding is not None:
-        f = tr.finding
+    if tr.state == DEGRADED:  # the worst metric now (not only the one that tripped it)
+        found = tr.outside(inner=False) or tr.outside(inner=True)
+        f = found[0] if found else tr.finding
+    if tr.state == DEGRADED and f is not None:
         m.degradation.CopyFrom(link_state_pb2.Degradation(metric=f.metric, observed=f.observed,
                                                           threshold=f.threshold))
     return m
@@ -313,19 +316,23 @@ def transition_events(t: Transition) -> tuple[link_state_pb2.LinkStateEvent, ala
 
 
 def install(tandem: Any, params: Params | None = None, mode: str = "batch",
-            max_records: int = 5000, flush_interval_s: float = 0.2) -> TelemetryFold:
+            max_records: int = 5000, flush_interval_s: float = 0.2,
+            commit_interval_s: float = 1.0) -> TelemetryFold:
     """Adds the telemetry consumer and its tables to `tandem` (idempotent); returns its fold.
 
     mode "batch" (default): an aiokafka consumer owned by the Faust app (a Faust service,
     started after table recovery, stopped with the app) in consumer group
     "<app_id>.telemetry", fetching up to `max_records` per poll; tables are written at most
-    every `flush_interval_s` and offsets committed only after that write (at-least-once; a
-    redelivered sample carries no EWMA weight, see tandem.telemetry.alpha).
+    every `flush_interval_s`, and every `commit_interval_s` the producer is flushed and then
+    the offsets committed (at-least-once; a redelivered sample carries no EWMA weight, see
+    tandem.telemetry.alpha).
     mode "stream": a Faust agent with `stream.take_events` (kept for comparison: Faust's
     per-message path costs ~10x more CPU than the batch consumer, see docs/TELEMETRY.md).
     """
     existing = getattr(tandem, "_telemetry_fold", None)
-    if existing is not None:
+    if existing is not None:  # already installed (by create_app): only adopt new params
+        if params is not None:
+            existing.params = params
         return existing  # type: ignore[no-any-return]
     app = tandem.app
     # Global (one partition, like the inventory): the decider on any worker reads current
@@ -372,13 +379,21 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
             self.consumer.subscribe([topic_name], listener=Moved())
 
         async def on_stop(self) -> None:
+            # A clean stop commits what was folded, so a successor starts where this
+            # worker stopped (a crash instead redelivers since the last commit: harmless).
+            try:
+                fold.flush()
+                await app.producer.flush()
+                await self.consumer.commit()
+            except Exception as exc:  # stopping anyway; the successor re-folds
+                log.warning("%s: final commit failed: %r", CONSUMER, exc)
             await self.consumer.stop()
 
         @Service.task
         async def _run(self) -> None:
             consumer = self.consumer
-            last_flush = time.monotonic()
-            dirty = False
+            last_flush = last_commit = time.monotonic()
+            dirty = uncommitted = False
             while not self.should_stop:
                 batch = await consumer.getmany(timeout_ms=int(flush_interval_s * 500),
                                                max_records=max_records)
@@ -386,11 +401,19 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                     await fold.process([(r.topic, r.partition, r.offset, r.key, r.value,
                                          r.timestamp / 1000.0) for r in recs])
                     dirty = True
-                if dirty and time.monotonic() - last_flush >= flush_interval_s:
-                    fold.flush()
-                    await app.producer.flush()  # table writes, transitions, dead letters
+                now = time.monotonic()
+                if dirty and now - last_flush >= flush_interval_s:
+                    fold.flush()  # the tables (in memory now; changelog sent in background)
+                    last_flush, dirty, uncommitted = now, False, True
+                if uncommitted and now - last_commit >= commit_interval_s:
+                    # Offsets only after everything they cover is on the broker: table
+                    # changelog, transitions, dead letters (at-least-once; see alpha()).
+                    if dirty:
+                        fold.flush()
+                        last_flush, dirty = now, False
+                    await app.producer.flush()
                     await consumer.commit()
-                    last_flush, dirty = time.monotonic(), False
+                    last_commit, uncommitted = time.monotonic(), False
 
     app.service(TelemetryConsumer)
     return fold

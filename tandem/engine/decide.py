@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .decision import Alternative, Decision, Explanation, Kind, Reservation, rejected
 from .jurisdiction import normalise
@@ -41,13 +41,28 @@ _Exact = tuple[list[tuple[int, Route]], float, float, float]
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    beam_width: int = 6
-    candidates_per_group: int = 8
-    near_partner: int = 4
+    beam_width: int = 4
+    candidates_per_group: int = 6
+    near_partner: int = 3
+    # Once `candidates_per_group` feasible sites are known, stop scoring more than this many
+    # sites per group in lower-bound order (speed; an infeasible group is always fully tried).
+    max_unary_evals: int = 16
+    # On federations of at most this many sites the search is widened (beam 8, 10 candidates
+    # per group, 5 near sites, 40 scored sites): it is cheap there, and it is where the exact
+    # MILP can check it. 0 disables.
+    small_sites: int = 24
     alternatives: int = 4
     network_weight: float = 0.01
     # Score added per vCPU of a group that leaves its current site (reaction: migrate).
     migration_cost_per_vcpu: float = 5.0
+
+    def for_sites(self, n: int) -> Config:
+        if n > self.small_sites:
+            return self
+        return replace(self, beam_width=max(self.beam_width, 8),
+                       candidates_per_group=max(self.candidates_per_group, 10),
+                       near_partner=max(self.near_partner, 5),
+                       max_unary_evals=max(self.max_unary_evals, 40))
 
 
 DEFAULT = Config()
@@ -81,8 +96,9 @@ class Solver:
         self, state: State, req: WorkloadRequest, config: Config,
         current: dict[str, str] | None = None,
     ) -> None:
-        self.state, self.req, self.cfg = state, req, config
         self.net: Network = state.net
+        self.state, self.req = state, req
+        self.cfg = config.for_sites(len(self.net.site_ids))
         self.res = state.residual()
         self.w = direction_weights(self.net, state.used)
         self.gidx = {g.group_id: i for i, g in enumerate(req.groups)}
@@ -91,6 +107,10 @@ class Solver:
         self.transit = req.rules.transit_jurisdictions
         self._est: dict[tuple[int, int, int], Route | str] = {}
         self._free: dict[str, tuple[float, float, float]] = {}
+        self.pwc: dict[int, float] = {}  # path weight by id(path), for this decision
+        self._un: list[dict[int, float | str]] = [{} for _ in req.groups]
+        self._cands: list[set[int]] = [set() for _ in req.groups]
+        self.why: list[Counter[str]] = [Counter() for _ in req.groups]
         self.reasons: Counter[str] = Counter()
 
     def _target(self, d: Demand) -> _Target:
@@ -151,7 +171,8 @@ class Solver:
         if got is None:
             d, t = self.req.demands[di], self.targets[di]
             got = route_demand(self.net, self.res, self.w, src, dst, d.bandwidth_mbps,
-                               d.max_latency_ms, self.transit, d.diverse, t.access_ms)
+                               d.max_latency_ms, self.transit, d.diverse, t.access_ms,
+                               self.cfg.network_weight, self.pwc)
             self._est[key] = got
         return got
 
@@ -173,6 +194,53 @@ class Solver:
                 return r
             score += r.cost + self.cfg.network_weight * r.weight
         return score
+
+    def unary_of(self, gi: int, s: int) -> float | None:
+        """Memoised unary score of a candidate site, None when infeasible or not a candidate."""
+        if s not in self._cands[gi]:
+            return None
+        memo = self._un[gi]
+        v = memo.get(s)
+        if v is None:
+            v = memo[s] = self.unary(gi, s)
+            if isinstance(v, str):
+                self.why[gi][v] += 1
+        return None if isinstance(v, str) else v
+
+    def lower_bound(self, gi: int, s: int) -> float:
+        """A cheap bound below `unary`: every hop weighs at least 1, nothing is congested."""
+        g = self.req.groups[gi]
+        site = self.state.topology.sites[self.net.site_ids[s]]
+        lb = g.count * g.vcpus * site.cost_per_vcpu_hour
+        cur = self.current.get(g.group_id)
+        if cur is not None and cur != site.site_id:
+            lb += self.cfg.migration_cost_per_vcpu * g.count * g.vcpus
+        for di, d in enumerate(self.req.demands):
+            t = self.targets[di]
+            if self.gidx[d.from_group] == gi and t.group < 0 and t.site >= 0 and t.site != s:
+                lb += d.bandwidth_mbps * self.net.unit_bound(s, t.site, self.cfg.network_weight)
+        return lb
+
+    def top(self, gi: int, m: int) -> list[int]:
+        """The m candidate sites of lowest unary score, evaluating as few as the bounds allow.
+
+        Sites are scored in order of a lower bound; the search stops when the bound exceeds
+        the m-th best score (exact), or after `max_unary_evals` scored sites (approximate).
+        """
+        heap = [(self.lower_bound(gi, s), s) for s in self._cands[gi]]
+        heapq.heapify(heap)
+        best: list[tuple[float, int]] = []
+        evaluated = 0
+        while heap:
+            lb, s = heapq.heappop(heap)
+            if len(best) >= m and (lb > best[m - 1][0] or evaluated >= self.cfg.max_unary_evals):
+                break
+            evaluated += 1
+            v = self.unary_of(gi, s)
+            if v is not None:
+                best.append((v, s))
+                best.sort()
+        return [s for _, s in best[:m]]
 
     def pair_score(self, di: int, src: int, dst: int) -> float | str:
         r = self.est(di, src, dst)
@@ -202,29 +270,28 @@ class Solver:
             left.remove(gi)
         return order
 
-    def beam(self, cands: list[list[int]], unary: list[dict[int, float]]) -> list[
-        tuple[float, tuple[int, ...]]
-    ]:
+    def beam(self, tops: list[list[int]]) -> list[tuple[float, tuple[int, ...]]]:
         groups = self.req.groups
         order = self.order()
         anti: set[tuple[int, int]] = set()
         for aa in self.req.rules.anti_affinity:
             ids = [self.gidx[x] for x in aa]
             anti |= {(a, b) for a in ids for b in ids if a != b}
-        by_unary = [sorted(unary[gi], key=lambda s: (unary[gi][s], s)) for gi in range(len(groups))]
         # partial: (score, assignment per group index, -1 = unassigned)
         beam: list[tuple[float, tuple[int, ...]]] = [(0.0, (-1,) * len(groups))]
         for gi in order:
             ext: dict[tuple[int, ...], float] = {}
             for score, asg in beam:
-                opts = list(by_unary[gi][: self.cfg.candidates_per_group])
+                opts = list(tops[gi])
                 for di, d in enumerate(self.req.demands):
                     a, t = self.gidx[d.from_group], self.targets[di]
                     other = t.group if a == gi else (a if t.group == gi else -1)
                     if other >= 0 and asg[other] >= 0:
-                        opts += self._near(asg[other], unary[gi])
+                        opts += self._near(asg[other], gi)
                 for s in dict.fromkeys(opts):
-                    sc = self._extend(gi, s, asg, anti, unary[gi][s], score)
+                    un = self.unary_of(gi, s)
+                    assert un is not None
+                    sc = self._extend(gi, s, asg, anti, un, score)
                     if sc is None:
                         continue
                     new = asg[:gi] + (s,) + asg[gi + 1:]
@@ -235,13 +302,15 @@ class Solver:
                 return []
         return beam
 
-    def _near(self, site: int, feasible: dict[int, float]) -> list[int]:
-        near = [site] if site in feasible else []
-        by_lat = sorted(
-            (self.net.paths(site, s)[0].latency_ms, s) for s in feasible
-            if s != site and self.net.paths(site, s)
-        )
-        return near + [s for _, s in by_lat[: self.cfg.near_partner]]
+    def _near(self, site: int, gi: int) -> list[int]:
+        """The partner's own site (co-location) and the nearest feasible sites to it."""
+        out = [site] if self.unary_of(gi, site) is not None else []
+        for s in self.net.near(site):
+            if len(out) > self.cfg.near_partner:
+                break
+            if self.unary_of(gi, s) is not None:
+                out.append(s)
+        return out
 
     def _extend(self, gi: int, s: int, asg: tuple[int, ...], anti: set[tuple[int, int]],
                 un: float, score: float) -> float | None:
@@ -302,7 +371,8 @@ class Solver:
             if dst < 0:
                 return "latency"
             r = route_demand(self.net, res, self.w, src, dst, d.bandwidth_mbps,
-                             d.max_latency_ms, self.transit, d.diverse, t.access_ms)
+                             d.max_latency_ms, self.transit, d.diverse, t.access_ms,
+                             self.cfg.network_weight, self.pwc)
             if isinstance(r, str):
                 return f"{r}: demand {d.demand_id!r}"
             commit(res, r)
@@ -320,23 +390,18 @@ class Solver:
         cands = self.candidates()
         if isinstance(cands, tuple):
             return rejected(req, cands[0], cands[1])
-        unary: list[dict[int, float]] = []
+        tops: list[list[int]] = []
         for gi, lst in enumerate(cands):
-            u: dict[int, float] = {}
-            why: Counter[str] = Counter()
-            for s in lst:
-                v = self.unary(gi, s)
-                if isinstance(v, str):
-                    why[v] += 1
-                else:
-                    u[s] = v
-            if not u:
-                name = min(why, key=lambda k: (-why[k], k))
+            self._cands[gi] = set(lst)
+            top = self.top(gi, self.cfg.candidates_per_group)
+            if not top:
+                why = self.why[gi]
+                name = min(why, key=lambda k: (-why[k], k)) if why else "compute"
                 gid = req.groups[gi].group_id
                 return rejected(req, name, f"group {gid!r}: no candidate site meets {name} "
                                 f"for its demands ({len(lst)} sites tried)")
-            unary.append(u)
-        complete = self.beam(cands, unary)
+            tops.append(top)
+        complete = self.beam(tops)
         if not complete:
             name = min(self.reasons, key=lambda k: (-self.reasons[k], k)) if self.reasons else "compute"
             return rejected(req, name, f"no site assignment satisfies {name} "

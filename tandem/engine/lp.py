@@ -29,7 +29,7 @@ def solve_lp(problem: FlowProblem, method: str = "highs-ipm") -> FlowSolution:
     t0 = time.perf_counter()
     n = problem.n_paths
     if n == 0:
-        return FlowSolution(np.zeros(0), 0.0, time.perf_counter() - t0, method)
+        return FlowSolution(np.zeros(0), 0.0, time.perf_counter() - t0, method, 0.0)
     member = sp.csr_matrix(
         (np.ones(n), (problem.path_demand, np.arange(n))), shape=(len(problem.demands), n)
     )
@@ -41,4 +41,4 @@ def solve_lp(problem: FlowProblem, method: str = "highs-ipm") -> FlowSolution:
     if res.status != 0 or res.x is None:
         raise LPError(f"HiGHS ({method}) failed: status {res.status}: {res.message}")
     flow = np.maximum(np.asarray(res.x, dtype=np.float64), 0.0)
-    return FlowSolution(flow, float(-res.fun), time.perf_counter() - t0, method)
+    return FlowSolution(flow, float(-res.fun), time.perf_counter() - t0, method, float(-res.fun))

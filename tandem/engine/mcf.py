@@ -117,3 +117,6 @@ class FlowSolution:
     total: float
     seconds: float
     method: str
+    # An upper bound on the LP optimum proven by the solver (dual value), when it has one:
+    # total / bound is a certified lower bound on the solution's optimality ratio.
+    bound: float | None = None

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .jurisdiction import normalise
-from .topology import Link, Topology
+from .topology import Link, SiteState, Topology
 
 # Fibre: light travels ~200 km per ms; cables are ~1.5 times longer than the great circle.
 KM_PER_MS = 200.0
@@ -64,6 +64,8 @@ class _PathCache:
     adj: tuple[tuple[tuple[int, int, float], ...], ...]  # node -> (neighbour, dir, latency)
     paths: dict[tuple[int, int], tuple[Path, ...]] = field(default_factory=dict)
     within: dict[tuple[int, int, frozenset[str]], tuple[Path, ...]] = field(default_factory=dict)
+    near: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    bound: dict[tuple[int, int, float], float] = field(default_factory=dict)
 
 
 _CACHES: dict[tuple[object, ...], _PathCache] = {}
@@ -89,9 +91,12 @@ class Network:
         self.links: tuple[Link, ...] = tuple(topology.links.values())
         cap: list[float] = []
         dir_from: list[int] = []
+        down = {sid for sid, st in topology.sites.items() if st.state is SiteState.DOWN}
         for ln in self.links:
-            cap.append(ln.capacity_from(ln.a, at))
-            cap.append(ln.capacity_from(ln.b, at))
+            # A down site is down as a WAN node too: nothing crosses it.
+            cut = ln.a in down or ln.b in down
+            cap.append(0.0 if cut else ln.capacity_from(ln.a, at))
+            cap.append(0.0 if cut else ln.capacity_from(ln.b, at))
             dir_from.append(self.index[ln.a])
             dir_from.append(self.index[ln.b])
         self.cap: tuple[float, ...] = tuple(cap)
@@ -162,6 +167,30 @@ class Network:
             self._cache.within[key] = got
         return got
 
+    def unit_bound(self, src: int, dst: int, nw: float) -> float:
+        """Lowest possible score per Mbps src→dst: cost per Mbps + nw x hops (idle links)."""
+        key = (src, dst, nw)
+        got = self._cache.bound.get(key)
+        if got is None:
+            ps = self.paths(src, dst)
+            got = min((p.cost_per_mbps + nw * len(p.dirs) for p in ps), default=0.0)
+            self._cache.bound[key] = got
+        return got
+
+    def near(self, site: int) -> tuple[int, ...]:
+        """Other sites by increasing shortest-path latency from `site` (unreachable omitted)."""
+        got = self._cache.near.get(site)
+        if got is None:
+            order = []
+            for t in range(len(self.site_ids)):
+                if t != site:
+                    ps = self.paths(site, t)
+                    if ps:
+                        order.append((ps[0].latency_ms, t))
+            got = tuple(t for _, t in sorted(order))
+            self._cache.near[site] = got
+        return got
+
     def warm(self) -> None:
         """Fill the path cache for every pair (benchmarks call this before timing)."""
         n = len(self.site_ids)
@@ -169,6 +198,7 @@ class Network:
             for t in range(n):
                 if s != t:
                     self.paths(s, t)
+            self.near(s)
 
     def make_path(self, nodes: tuple[int, ...], dirs: tuple[int, ...]) -> Path:
         lat = sum(self.link_lat[d >> 1] for d in dirs)

@@ -25,7 +25,7 @@ from .decide import DEFAULT, Config, Solver
 from .decision import Action, ChangeStep, Decision, Explanation, Kind, Reservation
 from .routing import EPS, commit, route_demand
 from .state import State
-from .topology import OperState, Topology
+from .topology import OperState, SiteState, Topology
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +50,24 @@ def degrade_link(state: State, link_id: str, factor: float, config: Config = DEF
 
 def react(state: State, topology: Topology, at: float | None = None,
           config: Config = DEFAULT) -> Reaction:
-    """Fold a topology change into the state and move what no longer fits."""
+    """Fold a topology change into the state and move what no longer fits.
+
+    A link removed from the inventory is treated as down, a site removed or down forces its
+    workloads' groups elsewhere (restarted, not live-migrated: the site is gone).
+    """
+    for lid, ln in state.topology.links.items():
+        if lid not in topology.links:
+            topology = topology.with_link(replace(ln, oper_state=OperState.DOWN))
     st = state.with_topology(topology, at)
+    gone = {sid for sid in state.topology.sites
+            if sid not in topology.sites or topology.sites[sid].state is SiteState.DOWN}
     over = set(st.over_reserved())
     affected = _pick_affected(st, over)
+    stranded = sorted(w for w, d in st.workloads.items()
+                      if w not in affected and any(s in gone for _, s, _ in d.placements))
     decisions: list[Decision] = []
     steps: list[ChangeStep] = []
-    order = sorted(affected, key=lambda w: (-st.workloads[w].priority, w))
+    order = sorted(affected + stranded, key=lambda w: (-st.workloads[w].priority, w))
     for wid in order:
         old = st.workloads.get(wid)
         if old is None:  # preempted by a more important workload earlier in this reaction
@@ -64,9 +75,13 @@ def react(state: State, topology: Topology, at: float | None = None,
         dead = {e for e, c in enumerate(st.net.cap) if c <= EPS}
         now_over = set(st.over_reserved())
         broken = {r.reservation_id for r in old.paths if now_over.intersection(st._dirs(r))}
-        if not broken:  # earlier moves in this reaction already made room
+        outcome: tuple[Decision, tuple[str, ...]]
+        if any(s in gone for _, s, _ in old.placements):
+            outcome = (_evacuate(st, old, gone, dead, config), ())
+        elif not broken:  # earlier moves in this reaction already made room
             continue
-        outcome = _respond(st, old, broken, dead, config)
+        else:
+            outcome = _respond(st, old, broken, dead, config)
         for victim in outcome[1]:
             v = st.workloads[victim]
             vd = Decision(Kind.PREEMPTED, victim, v.tenant, v.request_id,
@@ -80,7 +95,7 @@ def react(state: State, topology: Topology, at: float | None = None,
             st = st.apply(vd)
         new = outcome[0]
         decisions.append(new)
-        steps += _changes(st, old, new, dead)
+        steps += _changes(st, old, new, dead, gone)
         st = st.apply(new)
     return Reaction(st, tuple(decisions), tuple(steps), tuple(order))
 
@@ -152,6 +167,29 @@ def _respond(st: State, old: Decision, broken: set[str], dead: set[int],
                        "reroute, migration nor preemption is feasible")), ()
 
 
+def _evacuate(st: State, old: Decision, gone: set[str], dead: set[int],
+              cfg: Config) -> Decision:
+    """Groups on a down site must move: re-decide jointly, preferring the other groups' sites."""
+    req = old.request
+    assert req is not None
+    alive = tuple(r for r in old.paths if not dead.intersection(st._dirs(r))
+                  and not gone.intersection(r.sites))
+    mbb = st.apply(replace(old, paths=alive))
+    current = {g: s for g, s in old.site_of.items() if s not in gone}
+    new = Solver(mbb, req, cfg, current=current).solve()
+    if new.kind is Kind.PLACED:
+        fin = _finish(new, old)
+        return replace(fin, kind=Kind.MIGRATED, explanation=Explanation(
+            f"site {', '.join(sorted(gone & set(old.site_of.values())))} down: "
+            + fin.explanation.summary, fin.explanation.alternatives))
+    assert new.rejection is not None
+    return replace(old, kind=Kind.DEGRADED, paths=alive, revision=old.revision + 1,
+                   explanation=Explanation(
+                       f"degraded: site {', '.join(sorted(gone & set(old.site_of.values())))} "
+                       f"down and no feasible new placement: {new.rejection.constraint}: "
+                       f"{new.rejection.detail}"))
+
+
 def _reroute(mbb: State, old: Decision, broken: set[str], cfg: Config) -> Decision | str:
     """Keep sites, re-route the broken demands on the residual (old healthy paths counted)."""
     req = old.request
@@ -169,7 +207,7 @@ def _reroute(mbb: State, old: Decision, broken: set[str], cfg: Config) -> Decisi
         src = sv.net.index[site[d.from_group]]
         dst = sv.net.index[site[d.to_group]] if d.to_group else t.site
         r = route_demand(sv.net, res, sv.w, src, dst, d.bandwidth_mbps, d.max_latency_ms,
-                         sv.transit, d.diverse, t.access_ms)
+                         sv.transit, d.diverse, t.access_ms, cfg.network_weight, sv.pwc)
         if isinstance(r, str):
             return f"{r}: demand {did!r}"
         commit(res, r)
@@ -235,18 +273,25 @@ def _victims(st: State, old: Decision, broken: set[str]) -> list[tuple[tuple[int
     return out
 
 
-def _changes(st: State, old: Decision, new: Decision, dead: set[int]) -> list[ChangeStep]:
+def _changes(st: State, old: Decision, new: Decision, dead: set[int],
+             gone: set[str]) -> list[ChangeStep]:
+    """Make-before-break order: dead paths out, new VMs and paths in, old ones out last."""
     wid = old.workload_id
     old_ids = {r.reservation_id for r in old.paths}
     new_ids = {r.reservation_id for r in new.paths}
-    gone = [r for r in old.paths if r.reservation_id not in new_ids]
-    first = [r for r in gone if dead.intersection(st._dirs(r))]
-    last = [r for r in gone if not dead.intersection(st._dirs(r))]
-    steps = [ChangeStep(Action.REMOVE_PATH, wid, r.reservation_id) for r in first]
+    removed = [r for r in old.paths if r.reservation_id not in new_ids]
+    broken = [r for r in removed if dead.intersection(st._dirs(r)) or gone.intersection(r.sites)]
+    last = [r for r in removed if r not in broken]
+    osite = old.site_of
+    moved = [(g, osite[g], s) for g, s, _ in new.placements if osite.get(g) != s]
+    steps = [ChangeStep(Action.REMOVE_PATH, wid, r.reservation_id) for r in broken]
+    steps += [ChangeStep(Action.START_VM, wid, group_id=g, to_site=s)
+              for g, f, s in moved if f in gone]
     steps += [ChangeStep(Action.ADD_PATH, wid, r.reservation_id) for r in new.paths
               if r.reservation_id not in old_ids]
-    osite = old.site_of
-    steps += [ChangeStep(Action.MIGRATE_VM, wid, group_id=g, from_site=osite[g], to_site=s)
-              for g, s, _ in new.placements if osite.get(g) != s]
+    steps += [ChangeStep(Action.MIGRATE_VM, wid, group_id=g, from_site=f, to_site=s)
+              for g, f, s in moved if f not in gone]
     steps += [ChangeStep(Action.REMOVE_PATH, wid, r.reservation_id) for r in last]
+    steps += [ChangeStep(Action.STOP_VM, wid, group_id=g, from_site=f)
+              for g, f, _ in moved if f in gone]
     return steps

@@ -14,6 +14,7 @@ Weights make the engine steer away from loaded links: a direction at utilisation
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .network import Network, Path
@@ -45,7 +46,7 @@ def direction_weights(net: Network, used: tuple[float, ...]) -> list[float]:
 
 def admissible(
     net: Network, src: int, dst: int, max_latency: float, transit: frozenset[str]
-) -> list[Path] | str:
+) -> Sequence[Path] | str:
     """Candidate paths meeting latency and transit rules, or the name of the rule that failed."""
     cands = net.paths(src, dst)
     if transit:
@@ -60,7 +61,7 @@ def admissible(
         if not ok:
             return "latency"
         return ok
-    return list(cands)
+    return cands
 
 
 def route_demand(
@@ -74,11 +75,14 @@ def route_demand(
     transit: frozenset[str],
     diverse: bool,
     access_ms: float = 0.0,
+    nw: float = 0.01,
+    pwc: dict[int, float] | None = None,
 ) -> Route | str:
     """Best allocation of `bw` from src to dst on residual `res` (not modified), or a reason.
 
     `max_latency` is the end-to-end bound (0 = none); `access_ms` the part of it already spent
-    reaching a user location.
+    reaching a user location. Paths are ranked by cost per Mbps + `nw` x congestion weight,
+    the same unit score as the MILP; `pwc` caches path weights for one decision.
     """
     if src == dst:
         if max_latency > 0 and access_ms > max_latency + 1e-9:
@@ -93,27 +97,53 @@ def route_demand(
         cands_or = admissible(net, src, dst, 0.0, transit)
     if isinstance(cands_or, str):
         return cands_or
-    scored = []
+    # One pass: path weight (cached per path object for this decision), and the cheapest
+    # single path with the bandwidth; the full ranking is only built when splitting.
+    best: Path | None = None
+    best_key = INF
+    best_pw = 0.0
+    usable = False
     for p in cands_or:
-        pw = 0.0
+        pw = pwc.get(id(p)) if pwc is not None else None
+        if pw is None:
+            pw = 0.0
+            for d in p.dirs:
+                pw += w[d]
+            if pwc is not None:
+                pwc[id(p)] = pw
+        if pw == INF:
+            continue
+        usable = True
+        if diverse:
+            continue
+        key = p.cost_per_mbps + nw * pw
+        if best is not None and (key > best_key or (key == best_key and (
+                p.latency_ms, p.dirs) >= (best.latency_ms, best.dirs))):
+            continue
         for d in p.dirs:
-            pw += w[d]
-        if pw < INF:
-            scored.append((pw, p.latency_ms, p.dirs, p))
-    if not scored:
+            if res[d] < bw - EPS:
+                break
+        else:
+            best, best_key, best_pw = p, key, pw
+    if not usable:
         return "bandwidth"
+    if best is not None:
+        return Route([(best, bw)], bw * best_pw, bw * best.cost_per_mbps,
+                     best.latency_ms + access_ms)
+    scored: list[tuple[float, float, tuple[int, ...], Path, float]] = []
+    for p in cands_or:
+        pw = pwc[id(p)] if pwc is not None else sum(w[d] for d in p.dirs)
+        if pw < INF:
+            scored.append((p.cost_per_mbps + nw * pw, p.latency_ms, p.dirs, p, pw))
     scored.sort(key=lambda t: (t[0], t[1], t[2]))
     if diverse:
         return _diverse(res, scored, bw, access_ms)
-    for pw, _, _, p in scored:
-        if min(res[d] for d in p.dirs) >= bw - EPS:
-            return Route([(p, bw)], bw * pw, bw * p.cost_per_mbps, p.latency_ms + access_ms)
     # Split over several paths, cheapest first, sharing directions through `delta`.
     delta: dict[int, float] = {}
     alloc: list[tuple[Path, float]] = []
     rem = bw
     weight = cost = lat = 0.0
-    for pw, _, _, p in scored:
+    for _, _, _, p, pw in scored:
         avail = min(res[d] - delta.get(d, 0.0) for d in p.dirs)
         if avail <= EPS or (avail < 0.01 * bw and avail < rem - EPS):
             continue
@@ -131,29 +161,30 @@ def route_demand(
 
 
 def _diverse(
-    res: list[float], scored: list[tuple[float, float, tuple[int, ...], Path]], bw: float,
+    res: list[float], scored: list[tuple[float, float, tuple[int, ...], Path, float]], bw: float,
     access_ms: float,
 ) -> Route | str:
     fits = [t for t in scored if min(res[d] for d in t[3].dirs) >= bw - EPS]
     best: tuple[float, int, int] | None = None
     for i in range(len(fits)):
-        li = set(fits[i][3].links)
+        li = set(fits[i][3].dirs)
+        li = {d >> 1 for d in li}
         for j in range(i + 1, len(fits)):
-            if li.isdisjoint(fits[j][3].links):
+            if li.isdisjoint(d >> 1 for d in fits[j][3].dirs):
                 tot = fits[i][0] + fits[j][0]
                 if best is None or tot < best[0]:
                     best = (tot, i, j)
                 break  # fits is sorted: the first disjoint partner of i is its best
     if best is None:
         any_pair = any(
-            set(scored[i][3].links).isdisjoint(scored[j][3].links)
+            {d >> 1 for d in scored[i][3].dirs}.isdisjoint(d >> 1 for d in scored[j][3].dirs)
             for i in range(len(scored)) for j in range(i + 1, len(scored))
         )
         return "bandwidth" if any_pair else "diversity"
     _, i, j = best
     p, q = fits[i][3], fits[j][3]
     return Route(
-        [(p, bw), (q, bw)], bw * best[0], bw * (p.cost_per_mbps + q.cost_per_mbps),
+        [(p, bw), (q, bw)], bw * (fits[i][4] + fits[j][4]), bw * (p.cost_per_mbps + q.cost_per_mbps),
         max(p.latency_ms, q.latency_ms) + access_ms,
     )
 

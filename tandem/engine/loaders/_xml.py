@@ -6,6 +6,7 @@ build our own small tree with `xml.sax` (expat underneath, external entities dis
 
 from __future__ import annotations
 
+import io
 import xml.sax
 import xml.sax.handler
 import xml.sax.xmlreader
@@ -92,8 +93,6 @@ def parse(data: bytes) -> Element:
     parser.setFeature(xml.sax.handler.feature_external_pes, False)
     builder = _Builder()
     parser.setContentHandler(builder)
-    import io
-
     try:
         parser.parse(io.BytesIO(data))
     except xml.sax.SAXParseException as exc:

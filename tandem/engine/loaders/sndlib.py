@@ -87,12 +87,11 @@ class _Reader:
 
     def skip_group(self) -> None:
         """Skip a balanced "( ... )" group starting at the current token."""
-        start = self.expect("(", "section", "(")
+        self.expect("(", "section", "(")
         depth = 1
         while depth:
             t = self.next("section", ")")
             depth += {"(": 1, ")": -1}.get(t.text, 0)
-        _ = start
 
 
 @dataclass

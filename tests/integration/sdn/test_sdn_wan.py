@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import Flow, collect, dump_flows, dump_meters, port_tx_bytes, sh
+from sdn_itest_util import Flow, collect, dump_flows, dump_meters, port_tx_bytes, sh
 
 from tandem.sdn.intents import cookie_for
 from tandem.sdn.paths import install_commands, remove_command, reroute_sequence, site_hops
@@ -115,6 +115,8 @@ async def test_meter_holds_the_flow_to_its_rate(driver, layout):
     got = res["recv"]["mbps"]
     assert res["sent"]["sent_bytes"] * 8 / 3 / 1e6 > 18  # the source really offered ~20
     # UDP payload rate under an 8 Mbit/s (L2) meter: allow for headers and burst
+    print(f"meter 8000 kbps: offered {res['sent']['sent_bytes'] * 8 / 3e6:.1f} Mbit/s, "
+          f"received {got:.2f} Mbit/s (UDP payload)")
     assert 6.5 <= got <= 8.5, res
     await release(driver, layout, "r-meter", ["ams", "ber", "waw"])
 
@@ -243,3 +245,33 @@ async def test_ovs_restart_ends_reconciled(driver, layout, wan, units):
     res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST["waw"], 3, 2)
     assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
     await release(driver, layout, "r-ovs", ["ams", "par", "vie", "waw"])
+
+
+async def test_lldp_flags_a_link_declared_on_the_wrong_port(kafka_bootstrap, sdn_prefix, units):
+    """Declare par--vie on vie's port 3 (really vie--waw's): vie hears waw there → miswired."""
+    from aiokafka import AIOKafkaProducer
+
+    from tandem.events import new_meta
+
+    def link_event(port_b: int):
+        return inventory_pb2.InventoryEvent(meta=new_meta("test"), link=inventory_pb2.Link(
+            link_id="par--vie", site_a="par", site_b="vie", port_a=3, port_b=port_b,
+            capacity_ab_mbps=40, capacity_ba_mbps=40))
+
+    topic = f"{sdn_prefix}tandem.inventory"
+    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await p.start()
+    try:
+        t0 = time.time()
+        await p.send_and_wait(topic, link_event(3).SerializeToString(), key=b"link/par--vie")
+        obs = await collect(
+            kafka_bootstrap, topic, inventory_pb2.InventoryEvent,
+            lambda e: e.WhichOneof("change") == "observed" and e.observed.observer_site == "vie"
+            and e.observed.status == inventory_pb2.LinkObservation.STATUS_MISWIRED
+            and e.meta.time.seconds >= int(t0) - 1)
+        assert obs, "no MISWIRED observation"
+        o = obs[0].observed
+        assert (o.port_no, o.peer_site, o.expected_peer_site) == (3, "waw", "par")
+    finally:
+        await p.send_and_wait(topic, link_event(2).SerializeToString(), key=b"link/par--vie")
+        await p.stop()

@@ -103,3 +103,22 @@ def test_plan_bad_topology_file_is_a_user_error(tmp_path: Path,
     f = _write(tmp_path / "r.jsonl", ['{"workloadId": "a", "groups": [{"groupId": "g"}]}'])
     assert main(["plan", "--topology", str(tmp_path / "none.graphml"), "--requests", str(f)]) == 2
     assert "none.graphml" in capsys.readouterr().err
+
+
+def test_plan_output_is_identical_across_processes_and_hash_seeds(tmp_path: Path) -> None:
+    """Replay determinism: no decision may depend on set/dict order under hash randomisation."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    reqs = root / "docs" / "examples" / "abilene-requests.jsonl"
+    outs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"d{seed}.jsonl"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-m", "tandem.cli", "plan", "--topology", str(ABILENE),
+                        "--requests", str(reqs), "--out", str(out)], check=True, env=env,
+                       capture_output=True)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and outs[0].count(b"\n") == 41

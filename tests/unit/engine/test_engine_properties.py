@@ -131,8 +131,9 @@ def test_releasing_everything_returns_to_empty(seed: int, n: int, order: random.
     for wid in ids:
         state = state.release(wid)
         check_state(state)
+    empty = State.empty(state.topology)
     assert state.is_empty()
-    assert state == State.empty(state.topology).with_topology(state.topology) or state.is_empty()
+    assert state.used == empty.used and dict(state.site_used) == {} and dict(state.workloads) == {}
 
 
 @SETTINGS
@@ -212,3 +213,24 @@ def test_reoptimisation_stages_never_exceed_capacity(seed: int, n: int) -> None:
                 if e not in m.new.dirs:
                     cur[e] -= m.old.bandwidth_mbps
     assert plan.max_util_after <= plan.max_util_before + 1e-9
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10_000), n=st.integers(3, 20), pick=st.integers(0, 100))
+def test_reaction_to_a_site_going_down_keeps_every_invariant(seed: int, n: int, pick: int) -> None:
+    from dataclasses import replace
+
+    from tandem.engine.react import react
+    from tandem.engine.topology import SiteState
+
+    state = admit_stream(seed, n)
+    sites = sorted(state.topology.sites)
+    down = sites[pick % len(sites)]
+    topo = state.topology.with_site(replace(state.topology.sites[down], state=SiteState.DOWN))
+    r = react(state, topo)
+    check_state(r.state)
+    for d in r.state.workloads.values():
+        if d.kind is not Kind.DEGRADED:
+            assert down not in d.site_of.values()
+            assert all(down not in p.sites for p in d.paths)
+    _replay_change_set(state, r)

@@ -12,7 +12,7 @@ from tandem.engine.decision import Action, Kind
 from tandem.engine.react import fail_link, react
 from tandem.engine.reoptimise import reoptimise
 from tandem.engine.state import State
-from tandem.engine.topology import CapacityWindow
+from tandem.engine.topology import CapacityWindow, SiteState
 from tandem.engine.workload import Demand, Priority, Rules, VmGroup, WorkloadRequest
 
 G = VmGroup("g", 1, 2, 2)
@@ -123,3 +123,25 @@ def test_reoptimise_raises_headroom_in_safe_stages() -> None:
     assert not plan.state.over_reserved()
     add_first = [s.action for s in plan.change_set[: len(plan.stages[0])]]
     assert all(a is Action.ADD_PATH for a in add_first)
+
+
+def test_site_down_restarts_its_groups_elsewhere_and_removed_link_counts_as_down() -> None:
+    r = WorkloadRequest("w", (VmGroup("web", 1, 4, 4), VmGroup("db", 1, 4, 4)),
+                        (Demand("d", "web", 300, to_group="db"),),
+                        Rules.of(vm_jurisdictions=["DE", "FR"], anti_affinity=(("web", "db"),)))
+    st = admit(State.empty(five_sites()), r)
+    before = st.workloads["w"]
+    victim_site = before.site_of["db"]
+    topo = st.topology.with_site(replace(st.topology.sites[victim_site],
+                                         state=SiteState.DOWN))
+    out = react(st, topo)
+    (d,) = out.decisions
+    assert d.kind is Kind.MIGRATED and victim_site not in d.site_of.values()
+    assert d.site_of["web"] == before.site_of["web"]  # only the stranded group moves
+    acts = [(s.action, s.group_id) for s in out.change_set if s.group_id]
+    assert acts == [(Action.START_VM, "db"), (Action.STOP_VM, "db")]
+    assert not out.state.over_reserved()
+    # A link removed from the inventory is handled like a failed one.
+    (link,) = d.paths[0].links if len(d.paths) == 1 and len(d.paths[0].links) == 1 else ("ab",)
+    gone = react(out.state, out.state.topology.without_link(link))
+    assert all(link not in p.links for w in gone.state.workloads.values() for p in w.paths)

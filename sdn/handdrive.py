@@ -1,0 +1,140 @@
+"""Drive reservations by hand on the emulated WAN (docs/SDN.md), standing in for the stream
+processor: fewest-hops paths, make-before-break steps over Kafka, acks printed.
+
+    python -m tandem.sdn.handdrive install --id r1 --src ams --dst waw --rate-kbps 8000
+    python -m tandem.sdn.handdrive reroute --id r1 --avoid ams--ber
+    python -m tandem.sdn.handdrive remove --id r1
+    python -m tandem.sdn.handdrive list
+
+What was installed is remembered in .local/sdn/hand.json (reservation → generation, path),
+so a reroute only needs the link to avoid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BOOK = REPO / ".local" / "sdn" / "hand.json"
+
+
+def _book() -> dict[str, Any]:
+    return dict(json.loads(BOOK.read_text())) if BOOK.exists() else {}
+
+
+def _save(book: dict[str, Any]) -> None:
+    BOOK.parent.mkdir(parents=True, exist_ok=True)
+    BOOK.write_text(json.dumps(book, indent=1, sort_keys=True))
+
+
+def _print_acks(acks: dict[str, Any]) -> bool:
+    from tandem.v1 import commands_pb2 as c
+
+    ok = True
+    for cid in sorted(acks):
+        a = acks[cid]
+        status = c.AckStatus.Name(a.status).removeprefix("ACK_STATUS_")
+        ok &= a.status in (c.ACK_STATUS_OK, c.ACK_STATUS_NOOP)
+        print(f"  ack {cid:<32} {status:<6} +{a.flows_added}/-{a.flows_removed} flows, "
+              f"{a.meters_changed} meters, confirmed {a.confirmed_ms:.1f} ms {a.error}")
+    return ok
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from tandem.sdn.driver import SdnDriver
+    from tandem.sdn.paths import (install_commands, remove_command, reroute_sequence,
+                                  shortest_link_path)
+    from tandem.services.cli_wan import load_layout, load_state
+    from tandem.streams.settings import Settings
+
+    settings = Settings.from_env()
+    layout = load_layout()
+    hosts = {s: v["host_ip"] for s, v in load_state()["layout"]["sites"].items()}
+    book = _book()
+    if args.cmd == "list":
+        for rid, r in sorted(book.items()):
+            print(f"{rid}: g{r['gen']} {r['src']}→{r['dst']} over {','.join(r['path'])} "
+                  f"{r['rate']} kbps")
+        return 0
+    driver = SdnDriver(args.broker or settings.broker,
+                       settings.topic_prefix if args.prefix is None else args.prefix)
+    await driver.start()
+    try:
+        if args.cmd == "install":
+            path = shortest_link_path(layout, args.src, args.dst, args.avoid)
+            if not path:
+                print(f"no path from {args.src} to {args.dst}", file=sys.stderr)
+                return 1
+            cmds = install_commands(layout, reservation_id=args.id, generation=1, src=args.src,
+                                    link_path=path, ipv4_src=hosts[args.src],
+                                    ipv4_dst=hosts[args.dst], rate_kbps=args.rate_kbps)
+            print(f"{args.id}: {args.src}→{args.dst} over {' '.join(path)}")
+            acks = await driver.run_steps([[c for s, c in reversed(list(cmds.items()))
+                                            if s != args.src], [cmds[args.src]]])
+            book[args.id] = {"gen": 1, "src": args.src, "dst": args.dst, "path": path,
+                             "rate": args.rate_kbps}
+        elif args.cmd == "reroute":
+            r = book[args.id]
+            path = shortest_link_path(layout, r["src"], r["dst"], args.avoid)
+            if not path:
+                print(f"no path avoiding {args.avoid}", file=sys.stderr)
+                return 1
+            print(f"{args.id}: g{r['gen']} {' '.join(r['path'])} → g{r['gen'] + 1} "
+                  f"{' '.join(path)}")
+            steps = reroute_sequence(layout, reservation_id=args.id, old_generation=r["gen"],
+                                     old_src=r["src"], old_link_path=r["path"],
+                                     new_generation=r["gen"] + 1, new_link_path=path,
+                                     ipv4_src=hosts[r["src"]], ipv4_dst=hosts[r["dst"]],
+                                     rate_kbps=r["rate"])
+            acks = {}
+            for name, step in zip(("new path", "switch-over", "old path removed"), steps):
+                print(f" {name}:")
+                got = await driver.run_steps([step])
+                _print_acks(got)
+                acks.update(got)
+            book[args.id] = {**r, "gen": r["gen"] + 1, "path": path}
+            _save(book)
+            return 0
+        else:  # remove
+            acks = await driver.run_steps([[remove_command(s, args.id) for s in layout.dpids]])
+            book.pop(args.id, None)
+        ok = _print_acks(acks)
+        _save(book)
+        return 0 if ok else 1
+    finally:
+        await driver.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tandem.sdn.handdrive", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--broker", default=None)
+    p.add_argument("--prefix", default=None)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("install")
+    a.add_argument("--id", required=True)
+    a.add_argument("--src", required=True)
+    a.add_argument("--dst", required=True)
+    a.add_argument("--rate-kbps", type=int, default=8000)
+    a.add_argument("--avoid", action="append", default=[])
+    b = sub.add_parser("reroute")
+    b.add_argument("--id", required=True)
+    b.add_argument("--avoid", action="append", default=[])
+    r = sub.add_parser("remove")
+    r.add_argument("--id", required=True)
+    sub.add_parser("list")
+    args = p.parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except KeyError as exc:
+        print(f"unknown reservation or site {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
