@@ -152,9 +152,10 @@ def handler(args: argparse.Namespace) -> int:
     res = run(args.flows, args.batch, args.meters, args.per_command)
     res["params"] = {"flows": args.flows, "batch": args.batch, "meters": args.meters}
     _print(res, args.meters)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=1))
-    print(f"wrote {OUT}")
+    out = OUT.with_name("sdn_flows_meters.json") if args.meters else OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    print(f"wrote {out}")
     # os-ken's threads cannot be stopped; leave without waiting for them
     import logging
     import sys

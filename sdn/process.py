@@ -149,6 +149,17 @@ def start_osken(of_port: int, listen_host: str = "127.0.0.1") -> Any:
     from os_ken.base import app_manager
     from os_ken.controller import controller  # noqa: F401  (registers the ofp-* options)
 
+    import socket
+
+    # os-ken listens in a thread of its own and only logs a bind failure: check first.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((listen_host, of_port))
+    except OSError as exc:
+        raise OSError(f"cannot listen for OpenFlow on {listen_host}:{of_port}: {exc}") from None
+    finally:
+        probe.close()
     cfg.CONF([], project="os_ken")
     cfg.CONF.set_override("ofp_tcp_listen_port", of_port)
     cfg.CONF.set_override("ofp_listen_host", listen_host)
@@ -189,7 +200,9 @@ def serve(site: str, bootstrap: str, of_port: int, prefix: str | None = None,
     t.start()
     t.join(10)
     if "error" in boot:
-        raise RuntimeError(f"os-ken could not start on port {of_port}: {boot['error']}")
+        err = boot["error"]
+        raise err if isinstance(err, OSError) else RuntimeError(
+            f"os-ken could not start on port {of_port}: {err}")
     unit.start()
 
     async def main() -> None:

@@ -71,9 +71,11 @@ def cmd_sdn(args: argparse.Namespace) -> int:
     if args.pidfile:
         Path(args.pidfile).parent.mkdir(parents=True, exist_ok=True)
         Path(args.pidfile).write_text(f"{os.getpid()}\n")
+    from tandem.services.kafka_admin import BrokerUnavailable
+
     try:
         rc = serve(args.site, broker, of_port, prefix, cfg, layout)
-    except OSError as exc:
+    except (OSError, BrokerUnavailable) as exc:
         raise UserError(f"control unit of {args.site}: {exc}") from None
     finally:
         if args.pidfile:

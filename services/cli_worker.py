@@ -47,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                       "compare with the decision log")
     _common(r)
     r.set_defaults(func=cmd_replay)
+    o = sub.add_parser("reoptimise", help="ask the decider to re-route reservations off the "
+                                          "most loaded links (staged, make-before-break)")
+    _common(o)
+    o.add_argument("--target", type=float, default=0.0, help="target max utilisation (0..1)")
+    o.set_defaults(func=cmd_reoptimise)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -94,3 +99,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"{len(rep.not_rederived)} logged decisions were not re-derived "
               f"(first: {rep.not_rederived[0]})")
     return 1
+
+
+def cmd_reoptimise(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from tandem.events import new_meta
+    from tandem.streams import topics as T
+    from tandem.v1 import decider_pb2
+
+    settings = _settings(args)
+    order = decider_pb2.DeciderInput(meta=new_meta("cli/reoptimise"),
+                                     reoptimise=decider_pb2.ReoptimiseOrder(
+                                         target_utilisation=args.target))
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(T.SPECS[T.DECIDER_BASE].name(settings.topic_prefix),
+                                         key=b"", value=order.SerializeToString())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    print(f"re-optimisation ordered ({order.meta.event_id}); decisions follow on "
+          f"{T.SPECS[T.DECISIONS_BASE].name(settings.topic_prefix)}")
+    return 0

@@ -1,8 +1,17 @@
-"""The demo on the local broker: inventory events → Kafka → Faust fold → printed topology.
+"""`make demo`: the whole loop on the local broker, told as it happens.
 
-Publishes a small European federation (and one malformed record, to show dead-lettering),
-runs the stream processors in-process until the inventory table holds every element, then
-prints the topology read back from the table.
+1. A small European federation (six sites, five jurisdictions; fibre, MPLS, a gateway LAN and
+   a satellite link) is published as inventory events, plus one malformed record.
+2. The Faust stream processors fold it into the live topology (read back and printed).
+3. Four workloads are ordered: each gets one joint decision — sites *and* paths with reserved
+   bandwidth — or a rejection naming the failed constraint, with the alternatives weighed.
+4. The busiest WAN link fails: the decider chooses, per affected workload, between rerouting,
+   migrating, both or preempting, and says why; commands for each site's SDN and compute units
+   follow.
+5. The decision log is replayed from offset 0 in a fresh decider and compared.
+
+Each run uses its own topic prefix (`demo-<time>.`), so it can be run any number of times;
+topics of earlier demo runs are deleted first.
 """
 
 from __future__ import annotations
@@ -10,102 +19,155 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from tandem.events import new_meta
 from tandem.inventory import inventory_key
-from tandem.services.kafka_admin import BrokerUnavailable, ensure_topics
-from tandem.services.render import render_inventory
+from tandem.services.demo_data import demo_federation, demo_requests
+from tandem.services.kafka_admin import BrokerUnavailable, delete_topics, ensure_topics
+from tandem.services.render import render_decision, render_inventory, table
 from tandem.streams import topics as T
+from tandem.streams.agents.decider import read_all_partitions
 from tandem.streams.settings import Settings
-from tandem.v1 import common_pb2, inventory_pb2
+from tandem.v1 import decider_pb2, decision_pb2, link_state_pb2
 
 log = logging.getLogger(__name__)
 
-K = inventory_pb2
 
-
-def demo_federation() -> list[inventory_pb2.InventoryEvent]:
-    """Six sites in five jurisdictions joined by fibre, MPLS, a gateway LAN and a satellite."""
-    sites = [
-        ("ams", "Amsterdam", 52.37, 4.90, "NL", 512, 2048, ["vsphere", "kvm"], 0.031),
-        ("fra", "Frankfurt", 50.11, 8.68, "DE", 768, 3072, ["vsphere"], 0.034),
-        ("par", "Paris", 48.86, 2.35, "FR", 384, 1536, ["kvm"], 0.029),
-        ("mil", "Milan", 45.46, 9.19, "IT", 256, 1024, ["vsphere", "kvm"], 0.027),
-        ("zrh", "Zurich", 47.37, 8.54, "CH", 128, 512, ["vsphere"], 0.045),
-        ("lon", "London", 51.51, -0.13, "GB", 640, 2560, ["vsphere", "kvm"], 0.038),
-    ]
-    links = [
-        ("ams-fra", "ams", "fra", 10000, 6.1, K.LINK_KIND_FIBRE, ["NL", "DE"], 0.002),
-        ("fra-par", "fra", "par", 5000, 7.9, K.LINK_KIND_MPLS, ["DE", "FR"], 0.004),
-        ("par-lon", "par", "lon", 10000, 5.4, K.LINK_KIND_FIBRE, ["FR", "GB"], 0.002),
-        ("lon-ams", "lon", "ams", 10000, 5.7, K.LINK_KIND_FIBRE, ["GB", "NL"], 0.002),
-        ("fra-zrh", "fra", "zrh", 2000, 4.3, K.LINK_KIND_FIBRE, ["DE", "CH"], 0.003),
-        ("zrh-mil", "zrh", "mil", 1000, 3.2, K.LINK_KIND_LAN_GATEWAY, ["CH", "IT"], 0.001),
-        ("mil-par", "mil", "par", 200, 280.0, K.LINK_KIND_SATELLITE, ["IT", "FR"], 0.020),
-    ]
-    events: list[inventory_pb2.InventoryEvent] = []
-    for sid, name, lat, lon, cc, vcpu, mem, hyp, cost in sites:
-        site = K.Site(site_id=sid, name=name, jurisdiction=cc,
-                      location=common_pb2.Location(latitude=lat, longitude=lon, city=name),
-                      capacity=K.ComputeCapacity(vcpus=vcpu, memory_gib=mem, storage_gib=vcpu * 20),
-                      hypervisors=hyp, cost_per_vcpu_hour=cost, state=K.SITE_STATE_ACTIVE)
-        if cc != "CH" and cc != "GB":
-            site.jurisdiction_groups.extend(["EU", "EEA"])
-        events.append(K.InventoryEvent(meta=new_meta("demo/inventory"), site=site))
-    for lid, a, b, cap, lat_ms, kind, cross, cost in links:
-        link = K.Link(link_id=lid, site_a=a, site_b=b, capacity_ab_mbps=cap,
-                      capacity_ba_mbps=cap, latency_ms=lat_ms, kind=kind, jurisdictions=cross,
-                      cost_per_mbps=cost, admin_state=K.ADMIN_STATE_ENABLED)
-        events.append(K.InventoryEvent(meta=new_meta("demo/inventory"), link=link))
-    return events
-
-
-async def publish(broker: str, topic: str, events: list[inventory_pb2.InventoryEvent]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", enable_idempotence=True)
-    await producer.start()
+async def _old_demo_topics(broker: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
     try:
-        for ev in events:
-            await producer.send(topic, key=inventory_key(ev).encode(), value=ev.SerializeToString())
-        # A record an exporter got wrong: it must land on the dead-letter topic, not crash.
-        await producer.send(topic, key=b"site/bad", value=b"\x08\x96\x01not-protobuf\xff")
-        await producer.flush()
+        return [t for t in await admin.list_topics() if t.startswith("demo-")]
     finally:
-        await producer.stop()
+        await admin.close()
+
+
+async def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not await pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.1)
 
 
 async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
+    from dataclasses import replace
+
     from tandem.cli import UserError
+    from tandem.services.replay import replay
     from tandem.streams.app import create_app
 
-    for noisy in ("faust", "mode", "aiokafka"):  # the demo prints its own story
+    for noisy in ("faust", "mode", "aiokafka", "tandem.services.kafka_admin",
+                  "tandem.streams.agents.decider"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    prefix = settings.topic_prefix
+    prefix = settings.topic_prefix or f"demo-{int(time.time())}."
+    settings = replace(settings, topic_prefix=prefix, app_id=f"{prefix}tandem")
+    broker = settings.broker
     try:
-        await ensure_topics(settings.broker, T.core_topics(prefix))
+        old = [t for t in await _old_demo_topics(broker) if not t.startswith(prefix)]
+        if old:
+            await delete_topics(broker, old)
+        await ensure_topics(broker, T.core_topics(prefix))
     except BrokerUnavailable as exc:
         raise UserError(f"{exc} (start it with 'tandem infra up' or 'make kafka-up')") from None
-    events = demo_federation()
-    wanted = {inventory_key(ev) for ev in events}
-    print(f"publishing {len(events)} inventory events (+1 malformed) to "
-          f"{T.SPECS[T.INVENTORY_BASE].name(prefix)} on {settings.broker}")
-    await publish(settings.broker, T.SPECS[T.INVENTORY_BASE].name(prefix), events)
-
+    name = lambda base: T.SPECS[base].name(prefix)  # noqa: E731
+    producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", enable_idempotence=True)
+    await producer.start()
     tandem = create_app(settings)
-    table = tandem.tables["inventory"]
-    started = time.monotonic()
     await tandem.app.start()
     try:
-        while not wanted <= set(table.keys()):
-            if time.monotonic() - started > timeout:
-                missing = sorted(wanted - set(table.keys()))
-                print(f"the fold did not complete within {timeout:.0f} s; missing: {missing}")
-                return 1
-            await asyncio.sleep(0.1)
-        items = {k: table[k] for k in sorted(table.keys())}
+        # 1-2. inventory → Kafka → Faust → table.
+        events = demo_federation()
+        print(f"== 1. publishing {len(events)} inventory events (+1 malformed) to "
+              f"{name(T.INVENTORY_BASE)} on {broker}")
+        for ev in events:
+            await producer.send(name(T.INVENTORY_BASE), key=inventory_key(ev).encode(),
+                                value=ev.SerializeToString())
+        await producer.send(name(T.INVENTORY_BASE), key=b"site/bad", value=b"\x08\x96\x01oops\xff")
+        await producer.flush()
+        table_ = tandem.tables["inventory"]
+        wanted = {inventory_key(ev) for ev in events}
+
+        async def folded() -> bool:
+            runner = tandem.decider
+            return (wanted <= set(table_.keys()) and runner.decider is not None
+                    and runner.decider.count >= len(events))
+
+        await _wait(folded, timeout, "the inventory fold")
+        print("\n== 2. topology folded by Faust, read back from the inventory table:\n")
+        print(render_inventory({k: table_[k] for k in sorted(table_.keys())}))
+        letters = await read_all_partitions(broker, name(T.DEAD_LETTERS_BASE))
+        print(f"\n   dead letters: {len(letters)} (the malformed record, kept with its origin)")
+
+        # 3. workload requests → joint decisions.
+        requests = demo_requests()
+        print(f"\n== 3. ordering {len(requests)} workloads on {name(T.REQUESTS_BASE)}\n")
+        for ev in requests:
+            await producer.send(name(T.REQUESTS_BASE), key=ev.place.workload_id.encode(),
+                                value=ev.SerializeToString())
+        await producer.flush()
+
+        async def decisions() -> list[decision_pb2.Decision]:
+            return [decision_pb2.Decision.FromString(r.value)
+                    for r in await read_all_partitions(broker, name(T.DECISIONS_BASE))]
+
+        async def all_decided() -> bool:
+            return len({d.request_id for d in await decisions()}) >= len(requests)
+
+        await _wait(all_decided, timeout, "the decisions")
+        first = sorted(await decisions(), key=lambda d: d.request_id)
+        for d in first:
+            print(render_decision(d))
+            print()
+
+        # 4. the busiest link fails → reactions.
+        used = Counter(l for d in first for p in d.paths for l in p.link_ids)
+        busiest = sorted(used.items(), key=lambda t: (-t[1], t[0]))[0][0]
+        print(f"== 4. link {busiest} (carrying {used[busiest]} reservations) goes DOWN\n")
+        down = link_state_pb2.LinkStateEvent(meta=new_meta("demo/noc"), link_id=busiest,
+                                             state=link_state_pb2.OPER_STATE_DOWN,
+                                             cause="fibre cut (demo)")
+        await producer.send_and_wait(name(T.LINK_STATE_BASE), key=busiest.encode(),
+                                     value=down.SerializeToString())
+
+        async def reacted() -> bool:
+            inputs = await read_all_partitions(broker, name(T.DECIDER_BASE))
+            seen = any(decider_pb2.DeciderInput.FromString(r.value).HasField("link_state")
+                       for r in inputs)
+            runner = tandem.decider
+            return seen and runner.next_offset is not None and runner.next_offset >= len(inputs)
+
+        await _wait(reacted, timeout, "the reaction")
+        await asyncio.sleep(0.5)
+        after = await decisions()
+        reactions = [d for d in after if d.meta.event_id not in {x.meta.event_id for x in first}]
+        if not reactions:
+            print("   no reservation needed to move")
+        for d in reactions:
+            print(render_decision(d))
+            print()
+        rows = []
+        for sid in sorted(tandem.sites_with_topics):
+            n = len(await read_all_partitions(broker, T.sdn_commands_topic(sid, prefix)))
+            c = len(await read_all_partitions(broker, T.compute_commands_topic(sid, prefix)))
+            if n or c:
+                rows.append((sid, n, c))
+        print("   commands published per site (make-before-break order within each site):")
+        print("   " + table(("site", "SDN commands", "compute commands"), rows).replace("\n", "\n   "))
     finally:
         await tandem.app.stop()
-    print(f"\ntopology folded by Faust from Kafka in {time.monotonic() - started:.1f} s:\n")
-    print(render_inventory(items))
-    return 0
+        await producer.stop()
+
+    # 5. replay.
+    rep = await replay(broker, prefix)
+    print(f"\n== 5. replay: {rep.inputs} decider inputs folded again from offset 0 in "
+          f"{rep.seconds:.2f} s: {rep.matched}/{rep.derived} decisions identical to the log"
+          + ("" if rep.ok else f"; FIRST DIVERGENCE: {rep.first_divergence}"))
+    print(f"\nTopics of this run carry the prefix {prefix!r}; e.g. read the decisions with "
+          f"`tandem replay --topic-prefix {prefix}`.")
+    return 0 if rep.ok else 1
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tandem.v1 import inventory_pb2
+from tandem.v1 import decision_pb2, inventory_pb2
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -45,3 +45,29 @@ def render_inventory(items: Mapping[str, bytes]) -> str:
         + table(("link", "ends", "kind", "Mbps a>b", "Mbps b>a", "latency ms", "crosses"),
                 link_rows)
     )
+
+
+def render_decision(d: decision_pb2.Decision) -> str:
+    """One decision as the NOC reads it: outcome, placements, paths, why, alternatives."""
+    kind = decision_pb2.DecisionKind.Name(d.kind).removeprefix("DECISION_KIND_")
+    head = f"-- {d.request_id}: workload {d.workload_id!r} ({d.tenant}) {kind}"
+    lines = [head]
+    if d.kind == decision_pb2.DECISION_KIND_REJECTED:
+        lines.append(f"   failed constraint: {d.rejection.constraint}: {d.rejection.detail}")
+    if d.placements:
+        lines.append("   sites: " + ", ".join(f"{p.group_id} x{p.count} @ {p.site_id}"
+                                              for p in d.placements))
+    for p in d.paths:
+        lines.append(f"   path {p.reservation_id}: {' > '.join(p.site_ids)} "
+                     f"[{', '.join(p.link_ids)}] {p.bandwidth_mbps:g} Mbps reserved, "
+                     f"{p.latency_ms:.1f} ms")
+    if d.cost:
+        lines.append(f"   cost {d.cost:.3f}/h, max latency {d.max_latency_ms:.1f} ms")
+    lines.append(f"   why: {d.explanation.summary}")
+    alts = [a for a in d.explanation.alternatives if a.lost_because][:3]
+    for a in alts:
+        where = ", ".join(f"{p.group_id}@{p.site_id}" for p in a.placements)
+        lines.append(f"   weighed {where}: lost because {a.lost_because}")
+    if d.preempted_workload_ids:
+        lines.append(f"   preempted: {', '.join(d.preempted_workload_ids)}")
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from tandem.events import new_meta
 from tandem.inventory import inventory_key
-from tandem.services.demo import demo_federation
+from tandem.services.demo_data import demo_federation
 from tandem.streams import topics as T
 from tandem.streams.agents.decider import read_all_partitions
 from tandem.streams.app import Tandem, create_app
