@@ -248,6 +248,7 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
         st.record_lags = True
         base = st.records
         cpu_lag0, wall_lag0 = time.process_time(), time.perf_counter()
+        st.commit_s_max = 0.0
         proc = subprocess.Popen([sys.executable, "-m", "tandem.bench.ingest", "--_produce",
                                  "--broker", bootstrap, "--_prefix", prefix, "--rate", str(rate),
                                  "--seconds", str(seconds), "--seed", str(seed + 1),
@@ -264,6 +265,7 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
         result.update(lag_rate_target=rate, lag_seconds=seconds, lag_sent=sent,
                       lag_inventory_updates_per_s=inventory_rate,
                       lag_worker_cpu_share=round(worker_share, 2),
+                      commit_s_max=round(st.commit_s_max, 3),
                       lag_folded=st.records - base,
                       lag_p50_ms=round(_pct(lags, 0.50) * 1000, 1),
                       lag_p99_ms=round(_pct(lags, 0.99) * 1000, 1),

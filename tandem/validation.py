@@ -58,7 +58,7 @@ def decode(schema: type[M], payload: bytes | None) -> M:
 
 def check_meta(msg: Message, now: float | None = None) -> None:
     """Every event needs a meta with a known schema version, an id and a sane timestamp."""
-    if not msg.HasField("meta"):  # type: ignore[arg-type]
+    if not msg.HasField("meta"):
         raise InvalidEvent(INVALID, "meta: missing")
     meta = msg.meta  # type: ignore[attr-defined]
     if meta.schema_version not in KNOWN_SCHEMA_VERSIONS:
@@ -90,7 +90,7 @@ def check_ranges(msg: Message, path: str = "") -> None:
         name = f"{path}{fd.name}"
         if fd.type == FieldDescriptor.TYPE_MESSAGE:
             if fd.is_repeated:
-                if fd.message_type.GetOptions().map_entry:
+                if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
                     continue
                 for i, item in enumerate(value):
                     check_ranges(item, f"{name}[{i}].")

@@ -15,6 +15,7 @@ derived from (link, state, sample time) so a re-run yields the same events.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from array import array
@@ -53,6 +54,8 @@ class Stats:
     batches: int = 0
     table_writes: int = 0
     ports_unmapped: int = 0
+    # Longest producer flush + offset commit (the consumer loop waits for it).
+    commit_s_max: float = 0.0
     # Produce (Kafka record timestamp) → table write, seconds; filled only when record_lags.
     record_lags: bool = False
     lags: array[float] = field(default_factory=lambda: array("d"))
@@ -394,6 +397,17 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
             consumer = self.consumer
             last_flush = last_commit = time.monotonic()
             dirty = uncommitted = False
+            committing: asyncio.Task[None] | None = None
+
+            async def commit(offsets: dict[Any, int]) -> None:
+                # Offsets only after everything they cover is on the broker: table changelog,
+                # transitions, dead letters (at-least-once; see tandem.telemetry.alpha). In
+                # the background, so that fetching and folding go on meanwhile.
+                t = time.monotonic()
+                await app.producer.flush()
+                if offsets:
+                    await consumer.commit(offsets)
+                fold.stats.commit_s_max = max(fold.stats.commit_s_max, time.monotonic() - t)
             while not self.should_stop:
                 batch = await consumer.getmany(timeout_ms=int(flush_interval_s * 500),
                                                max_records=max_records)
@@ -405,15 +419,18 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                 if dirty and now - last_flush >= flush_interval_s:
                     fold.flush()  # the tables (in memory now; changelog sent in background)
                     last_flush, dirty, uncommitted = now, False, True
-                if uncommitted and now - last_commit >= commit_interval_s:
-                    # Offsets only after everything they cover is on the broker: table
-                    # changelog, transitions, dead letters (at-least-once; see alpha()).
+                if (uncommitted and now - last_commit >= commit_interval_s
+                        and (committing is None or committing.done())):
+                    if committing is not None:
+                        committing.result()  # a failed commit stops the loop, loudly
                     if dirty:
                         fold.flush()
                         last_flush, dirty = now, False
-                    await app.producer.flush()
-                    await consumer.commit()
-                    last_commit, uncommitted = time.monotonic(), False
+                    # Everything folded so far is flushed: its positions may be committed
+                    # once the producer has delivered what the fold sent.
+                    offsets = {tp: consumer.position(tp) for tp in consumer.assignment()}
+                    committing = asyncio.ensure_future(commit(offsets))
+                    last_commit, uncommitted = now, False
 
     app.service(TelemetryConsumer)
     return fold
