@@ -374,6 +374,7 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                 async def on_partitions_assigned(self, assigned: Any) -> None:
                     fold.forget()
 
+            self.folded: dict[Any, int] = {}
             self.consumer = AIOKafkaConsumer(
                 bootstrap_servers=settings.broker, group_id=f"{settings.app_id}.telemetry",
                 enable_auto_commit=False, auto_offset_reset="earliest",
@@ -387,17 +388,23 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
             try:
                 fold.flush()
                 await app.producer.flush()
-                await self.consumer.commit()
+                mine = self.consumer.assignment()
+                offsets = {tp: o for tp, o in self.folded.items() if tp in mine}
+                if offsets:  # only what was folded: never a fetched-but-unfolded record
+                    await self.consumer.commit(offsets)
             except Exception as exc:  # stopping anyway; the successor re-folds
                 log.warning("%s: final commit failed: %r", CONSUMER, exc)
             await self.consumer.stop()
 
         @Service.task
         async def _run(self) -> None:
+            from aiokafka.errors import CommitFailedError
+
             consumer = self.consumer
             last_flush = last_commit = time.monotonic()
             dirty = uncommitted = False
-            committing: asyncio.Task[None] | None = None
+            committing: asyncio.Future[None] | None = None
+            folded = self.folded  # partition -> next offset, folded since the last commit
 
             async def commit(offsets: dict[Any, int]) -> None:
                 # Offsets only after everything they cover is on the broker: table changelog,
@@ -406,7 +413,10 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                 t = time.monotonic()
                 await app.producer.flush()
                 if offsets:
-                    await consumer.commit(offsets)
+                    try:
+                        await consumer.commit(offsets)
+                    except CommitFailedError as exc:  # a rebalance: the new owner re-folds
+                        log.warning("%s: commit skipped: %r", CONSUMER, exc)
                 fold.stats.commit_s_max = max(fold.stats.commit_s_max, time.monotonic() - t)
             while not self.should_stop:
                 batch = await consumer.getmany(timeout_ms=int(flush_interval_s * 500),
@@ -414,6 +424,7 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                 for tp, recs in batch.items():
                     await fold.process([(r.topic, r.partition, r.offset, r.key, r.value,
                                          r.timestamp / 1000.0) for r in recs])
+                    folded[tp] = recs[-1].offset + 1
                     dirty = True
                 now = time.monotonic()
                 if dirty and now - last_flush >= flush_interval_s:
@@ -428,7 +439,9 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                         last_flush, dirty = now, False
                     # Everything folded so far is flushed: its positions may be committed
                     # once the producer has delivered what the fold sent.
-                    offsets = {tp: consumer.position(tp) for tp in consumer.assignment()}
+                    mine = consumer.assignment()
+                    offsets = {tp: o for tp, o in folded.items() if tp in mine}
+                    folded.clear()
                     committing = asyncio.ensure_future(commit(offsets))
                     last_commit, uncommitted = now, False
 
