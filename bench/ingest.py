@@ -1,18 +1,24 @@
 """Benchmark: telemetry ingest of ONE Faust worker against the real broker.
 
 Protocol:
-1. fresh prefixed topics; the GÉANT 2012 inventory (sites and links) is published;
-2. throughput: N protobuf `LinkSample`s (random link, direction and values; a fraction of the
-   links out of band so the hysteresis machinery and table writes are exercised) are
-   pre-produced, then one worker (in this process, one core) folds the backlog; events/s =
-   records / (last batch end - first batch start);
+1. fresh prefixed topics; the GÉANT 2012 inventory (40 sites, 62 links) is published and a
+   first worker folds it (into the inventory table's changelog), then stops;
+2. throughput: N protobuf `LinkSample`s (random link, direction and values; ~10 % of the
+   links run above their latency SLA so the hysteresis path and transitions are exercised)
+   are pre-produced; a new worker (this process, one core) recovers the inventory from the
+   changelog and folds the backlog; events/s = records / (last fold end - first fold start),
+   also per CPU-second of this process;
 3. lag: with the worker caught up, a producer in a *separate process* sends samples at
-   `--rate` events/s for `--seconds` s while also re-publishing link inventory (capacity
-   changes, 10/s) so the topology is kept current; lag = table write time - Kafka record
-   timestamp (set by the producer at send), per record; p50/p99/max are reported.
+   `--rate` events/s for `--seconds` s (batched per partition every 10 ms) while also
+   re-publishing link inventory (capacity changes, `--inventory-rate`/s) so the topology is
+   kept current; lag = time the sample's link is written to the `link_metrics` table - Kafka
+   record timestamp (set by the producer), per record; p50/p99/max, and the part of it
+   before the fold got the record ("fetch").
+
+The machine is shared: the 1-minute load average at start and end is recorded.
 
     python -m tandem.bench.ingest            # or: tandem bench ingest
-    python -m tandem.bench.ingest --events 200000 --rate 20000 --seconds 10
+    python -m tandem.bench.ingest --events 200000 --rate 20000 --seconds 10 [--mode stream]
 """
 
 from __future__ import annotations

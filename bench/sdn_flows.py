@@ -36,7 +36,8 @@ DPID = 0xBE4C
 def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flows", type=int, default=20000, help="flow entries to program per mode")
     p.add_argument("--batch", type=int, default=1000, help="commands per barrier in batch mode")
-    p.add_argument("--meters", action="store_true", help="one meter per reservation as well")
+    p.add_argument("--meters", action="store_true",
+                   help="one meter per reservation as well (as on an ingress switch)")
     p.add_argument("--per-command", type=int, default=2000,
                    help="flow entries for the per-command mode (0 = skip it)")
 

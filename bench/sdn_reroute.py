@@ -3,7 +3,7 @@
 Set-up (all real): the emulated WAN of `--topology` (default infra/wan/ring5.json: 5 sites in
 a ring, OVS userspace datapath), one `tandem sdn` control-unit process per site, the local
 Kafka broker, topics under a fresh prefix. `--reservations` reservations ams→waw are
-installed on the path over ams--ber (one meter per reservation per switch).
+installed on the path over ams--ber (each policed by its own meter at ams).
 
 One run: `ip link set <ams--ber veth> down`; the ams and ber control units see the port go
 down and publish a LinkStateEvent; this benchmark stands in for the stream processor: on the

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,11 +105,13 @@ def burst_for(rate_kbps: int) -> int:
     return max(16, rate_kbps // 10)
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def _ip_field(text: str, where: str) -> Any:
-    parts = text.split(".")
-    if len(parts) == 4 and all(p.isascii() and p.isdigit() and len(p) <= 3 and int(p) <= 255
-                               for p in parts):
-        return ".".join(str(int(p)) for p in parts)  # the common case, without ipaddress
+    if _DOTTED.fullmatch(text):
+        return text  # the common case (canonical dotted quad), without ipaddress
     try:
         net = ipaddress.IPv4Network(text, strict=False)
     except ValueError as exc:
@@ -138,10 +141,20 @@ def priority_for(m: TrafficMatch) -> int:
     return PRIO_BASE + 10 * n
 
 
+def metered_dpid(intent: PathIntent) -> int | None:
+    """The switch that polices the reservation: the first hop on the ingress site, where the
+    traffic enters the WAN (policing at the entry is enough: what passes it is within the
+    rate on every link after it; transit and egress switches only forward)."""
+    if intent.ingress and intent.rate_kbps > 0 and intent.hops:
+        return intent.hops[0].dpid
+    return None
+
+
 def path_flows(intent: PathIntent, meters: Mapping[int, int]) -> list[FlowSpec]:
     """Flow entries of one path generation; `meters` maps dpid → meter id of the reservation."""
     cookie = cookie_for(intent.reservation_id, intent.generation)
     prio = priority_for(intent.match)
+    policed = metered_dpid(intent)
     return [
         FlowSpec(
             dpid=h.dpid,
@@ -149,19 +162,17 @@ def path_flows(intent: PathIntent, meters: Mapping[int, int]) -> list[FlowSpec]:
             match=match_key(h.in_port, intent.match),
             cookie=cookie,
             out_port=h.out_port,
-            meter_id=meters.get(h.dpid, 0) if intent.rate_kbps > 0 else 0,
+            meter_id=meters.get(h.dpid, 0) if i == 0 and policed is not None else 0,
         )
-        for h in intent.hops
+        for i, h in enumerate(intent.hops)
     ]
 
 
 def path_meters(intent: PathIntent, meters: Mapping[int, int]) -> list[MeterSpec]:
-    if intent.rate_kbps <= 0:
+    dp = metered_dpid(intent)
+    if dp is None:
         return []
-    dps = sorted({h.dpid for h in intent.hops})
-    return [
-        MeterSpec(dp, meters[dp], intent.rate_kbps, burst_for(intent.rate_kbps)) for dp in dps
-    ]
+    return [MeterSpec(dp, meters[dp], intent.rate_kbps, burst_for(intent.rate_kbps))]
 
 
 def infra_flows(dpid: int) -> list[FlowSpec]:

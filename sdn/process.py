@@ -38,10 +38,11 @@ async def run_kafka(unit: ControlUnit, bootstrap: str, prefix: str | None,
              "inventory": T.SPECS[T.INVENTORY_BASE].name(prefix)}
     await ensure_topics(bootstrap, T.core_topics(prefix) + [(cmd_topic, T.SDN_COMMANDS_SPEC)])
     loop = asyncio.get_running_loop()
-    outbox: asyncio.Queue[tuple[str, str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[list[tuple[str, str, Any]]] = asyncio.Queue()
     commits: asyncio.Queue[int] = asyncio.Queue()
     unit.publish = lambda kind, key, msg: loop.call_soon_threadsafe(
-        outbox.put_nowait, (kind, key, msg))
+        outbox.put_nowait, [(kind, key, msg)])
+    unit.publish_many = lambda items: loop.call_soon_threadsafe(outbox.put_nowait, list(items))
     unit.on_acked = lambda off: loop.call_soon_threadsafe(commits.put_nowait, off)
 
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1,
@@ -76,9 +77,9 @@ async def run_kafka(unit: ControlUnit, bootstrap: str, prefix: str | None,
         from tandem.sdn.kafka_io import send_many
 
         while True:
-            items = [await outbox.get()]
+            items = await outbox.get()
             while not outbox.empty():  # everything the threads handed over meanwhile
-                items.append(outbox.get_nowait())
+                items += outbox.get_nowait()
             await send_many(producer, [(names[k], key.encode(), m.SerializeToString())
                                        for k, key, m in items], wait=False)
 
@@ -136,8 +137,8 @@ async def run_kafka(unit: ControlUnit, bootstrap: str, prefix: str | None,
             t.cancel()
         # flush what the threads handed over before we stop
         while not outbox.empty():
-            kind, key, msg = outbox.get_nowait()
-            await producer.send(names[kind], msg.SerializeToString(), key=key.encode())
+            for kind, key, msg in outbox.get_nowait():
+                await producer.send(names[kind], msg.SerializeToString(), key=key.encode())
         await producer.stop()
         await consumer.stop()
         await inv_consumer.stop()

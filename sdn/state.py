@@ -42,8 +42,10 @@ from tandem.sdn.intents import (
     flow_delete,
     infra_flows,
     match_key,
+    metered_dpid,
     meter_mod,
     path_flows,
+    priority_for,
 )
 
 METER_ADD, METER_MOD, METER_DEL, FLOW_ADD, FLOW_DEL = (
@@ -184,13 +186,13 @@ class SiteIntent:
         t = Tables()
         gens = self.paths.get(rid, {})
         mids = {dp: tb[rid] for dp, tb in self.meters.items() if rid in tb}
-        metered = [p for _, p in sorted(gens.items()) if p.rate_kbps > 0]
+        metered = [p for _, p in sorted(gens.items()) if metered_dpid(p) is not None]
         for _, p in sorted(gens.items()):
             for f in path_flows(p, mids):
                 t.add_flow(f)
         if metered:
             rate_src = metered[-1]
-            for dp in sorted({h.dpid for p in metered for h in p.hops}):
+            for dp in sorted({metered_dpid(p) for p in metered}):  # type: ignore[type-var]
                 t.add_meter(MeterSpec(dp, mids[dp], rate_src.rate_kbps,
                                       burst_for(rate_src.rate_kbps)))
         return t
@@ -199,7 +201,7 @@ class SiteIntent:
         """Meter ids per switch: the lowest free id (freed ids in a heap, O(log n)), so the
         same command log always gives the same ids."""
         gens = self.paths.get(rid, {})
-        want = {h.dpid for p in gens.values() if p.rate_kbps > 0 for h in p.hops}
+        want = {dp for p in gens.values() if (dp := metered_dpid(p)) is not None}
         for dp, table in self.meters.items():
             if dp not in want and rid in table:
                 heapq.heappush(self._free.setdefault(dp, []), table.pop(rid))
@@ -214,7 +216,7 @@ class SiteIntent:
                     self._next[dp] = table[rid] + 1
 
     def _change(self, rid: str, mutate: Any, switch_key: Any = None) -> Plan:
-        before = self._rid_tables(rid)
+        before = self._rid_tables(rid) if rid in self.paths else Tables()
         mutate()
         if not self.paths.get(rid):
             self.paths.pop(rid, None)
@@ -257,7 +259,9 @@ class SiteIntent:
                 for old in [x for x in g if x < new.generation]:
                     del g[old]
 
-        switch_key = path_flows(new, {})[0].key if new.ingress else None
+        h0 = new.hops[0]
+        switch_key = ((h0.dpid, priority_for(new.match), match_key(h0.in_port, new.match))
+                      if new.ingress else None)
         return self._change(rid, mutate, switch_key)
 
     def remove(self, rid: str, generation: int) -> Plan:

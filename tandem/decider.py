@@ -101,6 +101,8 @@ class Decider:
                       at: float, out: Outputs) -> None:
         which = ev.WhichOneof("change")
         topo = self.topology
+        if which == "observed" or which is None:
+            return
         if which == "site":
             topo = topo.with_site(site_from_pb(ev.site))
             self.dpids[ev.site.site_id] = ev.site.datapath_id

@@ -28,6 +28,9 @@ def inventory_key(event: inventory_pb2.InventoryEvent) -> str:
         return site_key(event.site.site_id)
     if which == "link":
         return link_key(event.link.link_id)
+    if which == "observed":
+        o = event.observed
+        return f"observed/{o.observer_site}/{o.datapath_id}/{o.port_no}"
     if which == "removed":
         kind = event.removed.kind
         prefix = "site" if kind == inventory_pb2.ElementRemoved.KIND_SITE else "link"
@@ -40,7 +43,7 @@ def check_inventory(event: inventory_pb2.InventoryEvent, known_sites: Container[
     check_meta(event)
     check_ranges(event)
     which = event.WhichOneof("change")
-    require(which is not None, INVALID, "change: none of site, link, removed is set")
+    require(which is not None, INVALID, "change: none of site, link, removed, observed is set")
     if which == "site":
         sid = event.site.site_id
         require(bool(sid), INVALID, "site.site_id: empty")
@@ -57,6 +60,12 @@ def check_inventory(event: inventory_pb2.InventoryEvent, known_sites: Container[
             site = getattr(link, end)
             require(site in known_sites, UNKNOWN_REFERENCE,
                     f"link.{end} = {site!r}: no such site in the inventory")
+    elif which == "observed":
+        o = event.observed
+        require(o.observer_site in known_sites, UNKNOWN_REFERENCE,
+                f"observed.observer_site = {o.observer_site!r}: no such site in the inventory")
+        require(o.status != inventory_pb2.LinkObservation.STATUS_UNSPECIFIED, INVALID,
+                "observed.status: unspecified")
     else:
         require(bool(event.removed.id), INVALID, "removed.id: empty")
         require(event.removed.kind != inventory_pb2.ElementRemoved.KIND_UNSPECIFIED, INVALID,
@@ -82,3 +91,22 @@ def inventory_events(topology: Topology, source: str = "inventory/loader",
         link.port_a, link.port_b = (ports or {}).get(lid, (0, 0))
         out.append(inventory_pb2.InventoryEvent(meta=new_meta(source), link=link))
     return out
+
+
+def observation_alarm(obs: inventory_pb2.LinkObservation,
+                      previous: inventory_pb2.LinkObservation | None) -> tuple[bool, str] | None:
+    """(cleared, text) when an LLDP observation changes status; None when nothing changed."""
+    if previous is not None and previous.status == obs.status:
+        return None
+    if obs.status == inventory_pb2.LinkObservation.STATUS_OK:
+        if previous is None:
+            return None
+        return True, f"link {obs.link_id} seen as declared again from {obs.observer_site}"
+    where = f"{obs.observer_site} dp {obs.datapath_id:#x} port {obs.port_no}"
+    if obs.status == inventory_pb2.LinkObservation.STATUS_MISSING:
+        return False, f"declared link {obs.link_id} not heard on {where}"
+    if obs.status == inventory_pb2.LinkObservation.STATUS_MISWIRED:
+        return False, (f"link {obs.link_id} miswired on {where}: heard {obs.peer_site} port "
+                       f"{obs.peer_port_no}, expected {obs.expected_peer_site} port "
+                       f"{obs.expected_peer_port_no}")
+    return False, f"undeclared link on {where}: heard {obs.peer_site} port {obs.peer_port_no}"

@@ -136,6 +136,8 @@ class Direction:
     util: Ewma = field(default_factory=Ewma)
     latency: Ewma = field(default_factory=Ewma)
     loss: Ewma = field(default_factory=Ewma)
+    # Samples newer than every earlier one of this direction (a redelivered record is not
+    # counted twice), and the newest sample time.
     samples: int = 0
     last_t: float = 0.0
 
@@ -202,10 +204,12 @@ class LinkTracker:
             d.latency.update(latency_ms, t, tau)
         if loss is not None:
             d.loss.update(loss, t, tau)
+        if not (d.samples == 0 or t > d.last_t):
+            return None  # a redelivered or late sample: not counted, judges nothing
         d.samples += 1
-        d.last_t = max(d.last_t, t)
+        d.last_t = t
         if t < self.clock:
-            return None  # a late sample changed nothing that time can judge
+            return None  # late against the other direction: changed nothing time can judge
         self.clock = t
         return self._step(t)
 

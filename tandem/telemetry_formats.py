@@ -13,8 +13,8 @@ topic may be
 
 and a JSON array of shapes 2-4. The exact mapping is in docs/TELEMETRY.md. Binary protobuf
 never starts with `{` or `[` (field 15 / group wire types Tandem does not use), so the first
-non-blank byte tells the encodings apart. Whatever is wrong raises `InvalidEvent` with the
-dead-letter reason and the offending field.
+byte tells the encodings apart (blanks first: see `parse`). Whatever is wrong raises
+`InvalidEvent` with the dead-letter reason and the offending field.
 """
 
 from __future__ import annotations
@@ -91,9 +91,17 @@ def parse(payload: bytes | None, record_time: float, now: float) -> list[Reading
     missing sample time; `now` bounds timestamps from the future."""
     if not payload:
         raise InvalidEvent(UNDECODABLE, "empty payload where a TelemetrySample was expected")
-    head = payload[:1] if payload[:1] not in (b" ", b"\n", b"\t", b"\r") else payload.lstrip()[:1]
-    if head in (b"{", b"["):
+    first = payload[:1]
+    if first in (b"{", b"["):
         return parse_json(payload, record_time, now)
+    if first in b" \t\r\n" and payload.lstrip()[:1] in (b"{", b"["):
+        # JSON after blanks, or a protobuf whose first tag is 0x0a ("\n", field 1) and
+        # whose length byte happens to be "{" or "[": protobuf first, JSON if it fails.
+        try:
+            msg = decode(telemetry_pb2.TelemetrySample, payload)
+        except InvalidEvent:
+            return parse_json(payload, record_time, now)
+        return [from_proto(msg, now)]
     return [from_proto(decode(telemetry_pb2.TelemetrySample, payload), now)]
 
 

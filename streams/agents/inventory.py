@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tandem.inventory import check_inventory, inventory_key, site_key
+from tandem.events import new_meta
+from tandem.inventory import check_inventory, inventory_key, observation_alarm, site_key
 from tandem.streams import topics as T
 from tandem.streams.agents.base import (decider_input, ensure_site_topics, forward,
                                         run_input_agent)
-from tandem.v1 import inventory_pb2
+from tandem.v1 import alarms_pb2, inventory_pb2
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,11 @@ def install(tandem: Any) -> None:
     sites = SitesOf(table)
 
     async def handle(event: Any, msg: inventory_pb2.InventoryEvent) -> None:
-        if msg.WhichOneof("change") == "site":  # its command topics exist before any command
+        which = msg.WhichOneof("change")
+        if which == "observed":  # what LLDP saw: for the NOC, not for decisions
+            await observe(tandem, table, msg)
+            return
+        if which == "site":  # its command topics exist before any command
             await ensure_site_topics(tandem, msg.site.site_id)
         apply(table, msg)
         await forward(tandem, decider_input("streams/inventory", msg, inventory=msg))
@@ -56,6 +61,24 @@ def install(tandem: Any) -> None:
     async def fold_inventory(stream: Any) -> None:
         await run_input_agent(tandem, stream, inventory_pb2.InventoryEvent,
                               lambda m: check_inventory(m, sites), handle, "inventory-fold")
+
+
+async def observe(tandem: Any, table: Any, msg: inventory_pb2.InventoryEvent) -> None:
+    key = inventory_key(msg)
+    old = table.get(key)
+    previous = inventory_pb2.LinkObservation.FromString(old) if old else None
+    table[key] = msg.observed.SerializeToString()
+    change = observation_alarm(msg.observed, previous)
+    if change is None:
+        return
+    cleared, text = change
+    alarm = alarms_pb2.Alarm(
+        meta=new_meta("streams/inventory", correlation_id=msg.meta.event_id),
+        severity=alarms_pb2.SEVERITY_INFO if cleared else alarms_pb2.SEVERITY_MAJOR,
+        raised_by="streams/inventory", text=text, site_id=msg.observed.observer_site,
+        link_id=msg.observed.link_id, cleared=cleared)
+    await tandem.topic(T.ALARMS_BASE).send(key=msg.observed.link_id.encode(),
+                                           value=alarm.SerializeToString())
 
 
 def apply(table: Any, msg: inventory_pb2.InventoryEvent) -> None:

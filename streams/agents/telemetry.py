@@ -79,6 +79,28 @@ class TelemetryFold:
         self.fresh: dict[str, LinkTracker] = {}
         self.dirty_sites: set[str] = set()
         self.pending_ts: list[float] = []
+        # The batch consumer (mode "batch") and the next offset to fold per partition.
+        self.consumer: Any = None
+        self.positions: dict[Any, int] = {}
+
+    async def lag(self) -> dict[str, int]:
+        """Records not yet folded, per "topic[partition]" assigned to this worker's telemetry
+        consumer (it is not Faust's consumer, so Faust's own lag figures do not cover it).
+        Asks the broker for the end offsets (one round trip)."""
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        mine = sorted(consumer.assignment(), key=lambda t: t.partition)
+        if not mine:
+            return {}
+        ends = await consumer.end_offsets(mine)
+        out: dict[str, int] = {}
+        for tp in mine:
+            pos = self.positions.get(tp)
+            if pos is None:  # nothing folded here yet: from the group's committed offset
+                pos = await consumer.committed(tp) or 0
+            out[f"{tp.topic}[{tp.partition}]"] = max(0, ends[tp] - pos)
+        return out
 
     def forget(self) -> None:
         """Partitions moved (rebalance): drop hot state; links resume from the table."""
@@ -86,6 +108,7 @@ class TelemetryFold:
         self.links.clear()
         self.sites.clear()
         self.ports.clear()
+        self.positions.clear()
 
     # -- topology ---------------------------------------------------------------------
     def tracker(self, link_id: str, fresh: dict[str, LinkTracker]) -> LinkTracker:
@@ -341,10 +364,13 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
     # Global (one partition, like the inventory): the decider on any worker reads current
     # metrics; each link is written by the one worker consuming its telemetry partition.
     # use_partitioner: writes happen outside a Faust stream (no current event).
+    # recovery_buffer_size=1: without it, with two workers writing, a worker's global table
+    # stopped following the other worker's writes (tests/integration/streams/
+    # test_telemetry_scaleout.py fails without it; Faust documents the same workaround).
     for name in ("link_metrics", "site_metrics"):
         tandem.tables[name] = app.GlobalTable(name, default=None, key_type=str,
                                               value_type=bytes, partitions=1,
-                                              use_partitioner=True)
+                                              use_partitioner=True, recovery_buffer_size=1)
     fold = TelemetryFold(tandem, params or Params())
     tandem._telemetry_fold = fold
     topic = tandem.topic(T.TELEMETRY_BASE)
@@ -375,17 +401,21 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                     fold.forget()
 
             self.folded: dict[Any, int] = {}
+            self.committing: asyncio.Future[None] | None = None
             self.consumer = AIOKafkaConsumer(
                 bootstrap_servers=settings.broker, group_id=f"{settings.app_id}.telemetry",
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=16 * 1024 * 1024)
             await self.consumer.start()
+            fold.consumer = self.consumer
             self.consumer.subscribe([topic_name], listener=Moved())
 
         async def on_stop(self) -> None:
             # A clean stop commits what was folded, so a successor starts where this
             # worker stopped (a crash instead redelivers since the last commit: harmless).
             try:
+                if self.committing is not None and not self.committing.done():
+                    await asyncio.wait_for(asyncio.shield(self.committing), 10)
                 fold.flush()
                 await app.producer.flush()
                 mine = self.consumer.assignment()
@@ -403,7 +433,6 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
             consumer = self.consumer
             last_flush = last_commit = time.monotonic()
             dirty = uncommitted = False
-            committing: asyncio.Future[None] | None = None
             folded = self.folded  # partition -> next offset, folded since the last commit
 
             async def commit(offsets: dict[Any, int]) -> None:
@@ -424,16 +453,16 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                 for tp, recs in batch.items():
                     await fold.process([(r.topic, r.partition, r.offset, r.key, r.value,
                                          r.timestamp / 1000.0) for r in recs])
-                    folded[tp] = recs[-1].offset + 1
+                    folded[tp] = fold.positions[tp] = recs[-1].offset + 1
                     dirty = True
                 now = time.monotonic()
                 if dirty and now - last_flush >= flush_interval_s:
                     fold.flush()  # the tables (in memory now; changelog sent in background)
                     last_flush, dirty, uncommitted = now, False, True
                 if (uncommitted and now - last_commit >= commit_interval_s
-                        and (committing is None or committing.done())):
-                    if committing is not None:
-                        committing.result()  # a failed commit stops the loop, loudly
+                        and (self.committing is None or self.committing.done())):
+                    if self.committing is not None:
+                        self.committing.result()  # a failed commit stops the loop, loudly
                     if dirty:
                         fold.flush()
                         last_flush, dirty = now, False
@@ -442,7 +471,7 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                     mine = consumer.assignment()
                     offsets = {tp: o for tp, o in folded.items() if tp in mine}
                     folded.clear()
-                    committing = asyncio.ensure_future(commit(offsets))
+                    self.committing = asyncio.ensure_future(commit(offsets))
                     last_commit, uncommitted = now, False
 
     app.service(TelemetryConsumer)

@@ -48,6 +48,17 @@ def degrade_link(state: State, link_id: str, factor: float, config: Config = DEF
     return react(state, topo.with_link(link), state.net.at, config)
 
 
+def capacity_changes(topology: Topology, start: float, end: float) -> list[float]:
+    """Instants in (start, end] where a known capacity window opens or closes (satellite fades,
+    contact windows), sorted: calling `react(state, topology, t)` ahead of each gives the
+    change set to apply when the fade begins, before any packet is lost."""
+    out: set[float] = set()
+    for ln in topology.links.values():
+        for w in ln.capacity_schedule:
+            out |= {t for t in (w.start, w.end) if start < t <= end}
+    return sorted(out)
+
+
 def react(state: State, topology: Topology, at: float | None = None,
           config: Config = DEFAULT) -> Reaction:
     """Fold a topology change into the state and move what no longer fits.

@@ -145,3 +145,14 @@ def test_site_down_restarts_its_groups_elsewhere_and_removed_link_counts_as_down
     (link,) = d.paths[0].links if len(d.paths) == 1 and len(d.paths[0].links) == 1 else ("ab",)
     gone = react(out.state, out.state.topology.without_link(link))
     assert all(link not in p.links for w in gone.state.workloads.values() for p in w.paths)
+
+
+def test_known_fades_are_listed_in_advance() -> None:
+    from tandem.engine.react import capacity_changes
+
+    topo = five_sites()
+    sat = replace(topo.links["ce"], capacity_schedule=(CapacityWindow(100.0, 200.0, 120.0),
+                                                       CapacityWindow(300.0, 310.0, 0.0)))
+    topo = topo.with_link(sat)
+    assert capacity_changes(topo, 0.0, 1000.0) == [100.0, 200.0, 300.0, 310.0]
+    assert capacity_changes(topo, 100.0, 250.0) == [200.0]

@@ -107,3 +107,23 @@ def test_inventory_keys() -> None:
     removed = K.InventoryEvent(meta=new_meta("t"),
                                removed=K.ElementRemoved(kind=K.ElementRemoved.KIND_LINK, id="l1"))
     assert inventory_key(removed) == "link/l1"
+
+
+def test_lldp_observations_are_keyed_checked_and_alarmed() -> None:
+    from tandem.inventory import observation_alarm
+
+    obs = K.LinkObservation(observer_site="ams", datapath_id=1, port_no=3, link_id="l1",
+                            status=K.LinkObservation.STATUS_MISWIRED, peer_site="waw",
+                            peer_port_no=2, expected_peer_site="ber", expected_peer_port_no=4)
+    ev = K.InventoryEvent(meta=new_meta("t"), observed=obs)
+    assert inventory_key(ev) == "observed/ams/1/3"
+    check_inventory(ev, known_sites={"ams"})
+    with pytest.raises(InvalidEvent) as err:
+        check_inventory(ev, known_sites={"ber"})
+    assert err.value.reason == UNKNOWN_REFERENCE
+    raised = observation_alarm(obs, None)
+    assert raised is not None and not raised[0] and "miswired" in raised[1]
+    assert observation_alarm(obs, obs) is None  # no news, no alarm
+    ok = K.LinkObservation(observer_site="ams", link_id="l1", status=K.LinkObservation.STATUS_OK)
+    assert observation_alarm(ok, obs) == (True, "link l1 seen as declared again from ams")
+    assert observation_alarm(ok, None) is None

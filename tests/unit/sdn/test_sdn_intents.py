@@ -54,16 +54,17 @@ def install(ring: Ring, rid="r1", gen=1, path=("l12", "l23"), rate=5000, **kw):
     return [ring.send(cmds[s]) for s in reversed(list(cmds))]
 
 
-def test_reservation_traffic_leaves_each_switch_on_reserved_port_through_its_meter():
+def test_reservation_traffic_leaves_each_switch_on_reserved_port_policed_at_ingress():
     ring = Ring()
     plans = install(ring)
     assert all(p.status == OK for p in plans)
     trail, exit_ = ring.walk()
     assert exit_ == (3, 1)  # delivered to s3's host port
     assert [(dp, out) for dp, _, out, _ in trail] == [(1, 2), (2, 3), (3, 1)]
-    for dp, _, _, meter in trail:
-        m = ring.net.switch(dp).meters[meter]
-        assert m.rate_kbps == 5000
+    # the meter sits where the traffic enters the WAN; transit and egress only forward
+    assert ring.net.switch(1).meters[trail[0][3]].rate_kbps == 5000
+    assert [meter for *_, meter in trail[1:]] == [0, 0]
+    assert not ring.net.switch(2).meters and not ring.net.switch(3).meters
     # other traffic is not forwarded by the reservation
     assert ring.walk({**PKT, "ipv4_dst": "10.77.4.1"})[1] is None
 
@@ -110,9 +111,9 @@ def test_reroute_is_make_before_break_at_every_message():
     def check():
         trail, exit_ = ring.walk()
         delivered.append(exit_)
-        # at every instant traffic reaches s3's host, metered on every switch it crosses
+        # at every instant traffic reaches s3's host, policed where it enters
         assert exit_ == (3, 1), trail
-        assert all(meter for *_, meter in trail)
+        assert trail[0][3]
 
     ring.after_each_msg = check
     steps = reroute_sequence(RING, reservation_id="r1", old_generation=1, old_src="s1",
@@ -121,7 +122,7 @@ def test_reroute_is_make_before_break_at_every_message():
     for step in steps:
         for cmd in step:
             assert ring.send(cmd).status in (OK, NOOP)
-    assert len(delivered) > 5
+    assert len(delivered) >= 5  # every message of the reroute was checked
     assert [dp for dp, *_ in ring.walk()[0]] == [1, 4, 3]
     # old path entries removed: s2 carries only its infra entry and no meter
     s2 = ring.net.switch(2)
@@ -137,7 +138,7 @@ def test_bandwidth_change_modifies_meter_in_place():
     ops = [op.kind for p in plans for op in p.ops]
     assert "meter_mod" in ops and "meter_del" not in ops and "meter_add" not in ops
     trail, _ = ring.walk()
-    assert {ring.net.switch(dp).meters[m].rate_kbps for dp, _, _, m in trail} == {8000}
+    assert ring.net.switch(1).meters[trail[0][3]].rate_kbps == 8000
 
 
 def test_bad_command_is_rejected_with_field_named():
@@ -153,7 +154,7 @@ def test_bad_command_is_rejected_with_field_named():
 def test_fake_switch_refuses_flow_with_unknown_meter():
     ring = Ring()
     plans = install(ring)
-    flow_ops = [op for p in plans for op in p.ops if op.kind == "flow_add"]
+    flow_ops = [op for p in plans for op in p.ops if op.kind == "flow_add" and op.spec.meter_id]
     ring2 = Ring()
     with pytest.raises(FakeSwitchError, match="UNKNOWN_METER"):
         ring2.net.apply(flow_ops[0].dpid, [flow_ops[0].to_msg()])

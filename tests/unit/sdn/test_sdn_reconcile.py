@@ -14,9 +14,9 @@ from os_ken.ofproto import ofproto_v1_3 as ofp
 LOG = [
     install_commands(RING, reservation_id=f"r{i}", generation=1, src="s1",
                      link_path=("l12", "l23"), ipv4_src=f"10.77.1.{i}", ipv4_dst="10.77.3.1",
-                     rate_kbps=1000 * i)["s2"]
+                     rate_kbps=1000 * i)["s1"]
     for i in range(1, 6)
-] + [remove_command("s2", "r2")]
+] + [remove_command("s1", "r2")]
 
 
 def fold(log):
@@ -27,44 +27,44 @@ def fold(log):
 
 
 def synced_switch(st: SiteIntent) -> FakeSwitch:
-    sw = FakeSwitch(2)
-    for op in diff(st.desired({2}), sw.tables()).plan.ops:
+    sw = FakeSwitch(1)
+    for op in diff(st.desired({1}), sw.tables()).plan.ops:
         sw.apply(op.to_msg())
     return sw
 
 
 def test_replaying_the_log_rebuilds_the_same_intended_state():
     a, b = fold(LOG), fold(list(LOG))
-    assert a.desired({2}) == b.desired({2})
+    assert a.desired({1}) == b.desired({1})
     assert a.meters == b.meters
     # meter id of the removed reservation was freed and is reused by the next one
     st = fold(LOG + [install_commands(RING, reservation_id="r9", generation=1, src="s1",
                                       link_path=("l12", "l23"), ipv4_src="10.77.1.9",
-                                      rate_kbps=9)["s2"]])
-    assert "r2" not in a.meters[2] and st.meters[2]["r9"] == 2
+                                      rate_kbps=9)["s1"]])
+    assert "r2" not in a.meters[1] and st.meters[1]["r9"] == 2
 
 
 def test_in_sync_switch_needs_no_repair():
     st = fold(LOG)
     sw = synced_switch(st)
-    assert sw.tables() == st.desired({2})
-    assert not diff(st.desired({2}), sw.tables()).plan.ops
+    assert sw.tables() == st.desired({1})
+    assert not diff(st.desired({1}), sw.tables()).plan.ops
 
 
 def test_repairs_only_what_differs_and_leaves_foreign_entries():
     st = fold(LOG)
     sw = synced_switch(st)
-    desired = st.desired({2})
+    desired = st.desired({1})
     flows = sorted(desired.flows.values(), key=repr)
     victim = next(f for f in flows if f.priority < 65000)
     del sw.flows[(victim.priority, victim.match)]                       # lost entry
     meter = next(iter(sw.meters.values()))
-    sw.apply(meter_mod(MeterSpec(2, meter.meter_id, 1, 16), ofp.OFPMC_MODIFY))  # wrong rate
-    stray = FlowSpec(2, 1500, (("eth_type", 0x0800), ("in_port", 9)), flows[0].cookie, 3)
+    sw.apply(meter_mod(MeterSpec(1, meter.meter_id, 1, 16), ofp.OFPMC_MODIFY))  # wrong rate
+    stray = FlowSpec(1, 1500, (("eth_type", 0x0800), ("in_port", 9)), flows[0].cookie, 3)
     sw.apply(flow_add(stray))                                            # ours, not intended
-    foreign = FlowSpec(2, 10, (("in_port", 7),), 0x1234, 1)
+    foreign = FlowSpec(1, 10, (("in_port", 7),), 0x1234, 1)
     sw.apply(flow_add(foreign))                                          # not ours
-    sw.apply(meter_mod(MeterSpec(2, 77, 5, 16), ofp.OFPMC_ADD))          # meter nobody intends
+    sw.apply(meter_mod(MeterSpec(1, 77, 5, 16), ofp.OFPMC_ADD))          # meter nobody intends
 
     d = diff(desired, sw.tables())
     kinds = sorted(op.kind for op in d.plan.ops)

@@ -54,7 +54,7 @@ class FakeChannel:
         return []
 
 
-def make_unit(site="s2"):
+def make_unit(site="s1"):
     acks, acked = [], []
     unit = ControlUnit(UnitConfig(site, connect_wait=0.1),
                        publish=lambda kind, key, msg: acks.append(msg) if kind == "ack" else None,
@@ -64,7 +64,7 @@ def make_unit(site="s2"):
     return unit, acks, acked
 
 
-def cmd(rid, gen=1, path=("l12", "l23"), site="s2", **kw):
+def cmd(rid, gen=1, path=("l12", "l23"), site="s1", **kw):
     return install_commands(RING, reservation_id=rid, generation=gen, src="s1", link_path=path,
                             ipv4_src=kw.pop("src", "10.77.1.1"), ipv4_dst="10.77.3.1",
                             rate_kbps=kw.pop("rate", 1000), **kw)[site]
@@ -72,13 +72,13 @@ def cmd(rid, gen=1, path=("l12", "l23"), site="s2", **kw):
 
 def test_a_refused_plan_stops_before_its_switch_over_and_others_go_on():
     unit, _, _ = make_unit()
-    ch = unit.channels[2]
-    bad = FlowSpec(2, 1000, match_key(2, TrafficMatch(ipv4_dst="10.0.0.1")), cookie_for("x", 1),
+    ch = unit.channels[1]
+    bad = FlowSpec(1, 1000, match_key(2, TrafficMatch(ipv4_dst="10.0.0.1")), cookie_for("x", 1),
                    3, meter_id=99)  # no meter 99: the switch refuses it
-    switch_over = FlowSpec(2, 1000, match_key(1, TrafficMatch(ipv4_dst="10.0.0.1")),
+    switch_over = FlowSpec(1, 1000, match_key(1, TrafficMatch(ipv4_dst="10.0.0.1")),
                            cookie_for("x", 1), 3)
-    good = FlowSpec(2, 1000, match_key(2, TrafficMatch(ipv4_dst="10.0.0.2")), cookie_for("y", 1), 3)
-    good2 = FlowSpec(2, 1000, match_key(1, TrafficMatch(ipv4_dst="10.0.0.2")), cookie_for("y", 1), 3)
+    good = FlowSpec(1, 1000, match_key(2, TrafficMatch(ipv4_dst="10.0.0.2")), cookie_for("y", 1), 3)
+    good2 = FlowSpec(1, 1000, match_key(1, TrafficMatch(ipv4_dst="10.0.0.2")), cookie_for("y", 1), 3)
     p_bad = Plan(phases=[[Op(FLOW_ADD, bad)], [Op(FLOW_ADD, switch_over)]])
     p_good = Plan(phases=[[Op(FLOW_ADD, good)], [Op(FLOW_ADD, good2)]])
     r_bad, r_good = unit.execute_many([p_bad, p_good])
@@ -102,7 +102,7 @@ def test_commands_are_acknowledged_with_status_and_counts():
     assert by_id[jobs[0].cmd.command_id].meters_changed == 1
     assert by_id[bad.command_id].status == c.ACK_STATUS_FAILED
     assert "ipv4_src" in by_id[bad.command_id].error
-    assert acked == [0, 1, 2]
+    assert acked == [2]  # the highest offset of the batch, committed once its acks are out
     acks.clear()
     unit._commands([Job("command", cmd=cmd("a"), offset=3)])
     assert acks[0].status == c.ACK_STATUS_NOOP
@@ -110,30 +110,30 @@ def test_commands_are_acknowledged_with_status_and_counts():
 
 def test_switch_not_connected_is_a_failure_not_silence():
     unit, acks, _ = make_unit()
-    del unit.channels[2]
+    del unit.channels[1]
     unit._commands([Job("command", cmd=cmd("a"), offset=0)])
     assert acks[0].status == c.ACK_STATUS_FAILED and "not connected" in acks[0].error
 
 
 def test_replay_folds_then_reconciles_then_acks_what_was_never_acked():
     unit, acks, _ = make_unit()
-    ch = unit.channels[2]
+    ch = unit.channels[1]
     # the switch still has what was installed before the restart, plus a stray entry
     prior, _, _ = make_unit()
-    prior.channels[2] = ch
+    prior.channels[1] = ch
     prior._commands([Job("command", cmd=cmd("a"), offset=0)])
-    stray = FlowSpec(2, 1500, (("eth_type", 0x0800), ("in_port", 3)), cookie_for("zz", 1), 1)
+    stray = FlowSpec(1, 1500, (("eth_type", 0x0800), ("in_port", 3)), cookie_for("zz", 1), 1)
     ch.sw.apply(flow_add(stray))
     ch.sent.clear()
     # replay: offset 0 was acknowledged (committed), offsets 1-2 were not
     unit._command(Job("command", cmd=cmd("a"), offset=0, replay=True, needs_ack=False))
     unit._command(Job("command", cmd=cmd("b", src="10.77.1.2"), offset=1, replay=True))
-    unit._command(Job("command", cmd=remove_command("s2", "a"), offset=2, replay=True))
+    unit._command(Job("command", cmd=remove_command("s1", "a"), offset=2, replay=True))
     assert not ch.sent  # nothing sent while replaying
     unit._replay_done()
     assert unit.caught_up.is_set()
-    assert ch.sw.tables() == unit.intent.desired({2})  # exactly the intended state
-    assert [a.command_id for a in acks] == [cmd("b").command_id, "a/rm0/s2"]
+    assert ch.sw.tables() == unit.intent.desired({1})  # exactly the intended state
+    assert [a.command_id for a in acks] == [cmd("b").command_id, "a/rm0/s1"]
     assert all(a.status == c.ACK_STATUS_OK for a in acks)
 
 
@@ -141,9 +141,9 @@ def test_worker_batches_live_commands_but_keeps_each_reservations_order():
     import threading
 
     unit, acks, _ = make_unit()
-    ch = unit.channels[2]
+    ch = unit.channels[1]
     install_a = cmd("a")
-    remove_a = remove_command("s2", "a")
+    remove_a = remove_command("s1", "a")
     install_b = cmd("b", src="10.77.1.2")
     unit.jobs.put(Job("batch", batch=[Job("command", cmd=install_a, offset=0),
                                       Job("command", cmd=install_b, offset=1),

@@ -185,3 +185,14 @@ def test_any_sequence_alternates_states(values: list[tuple[float, float, float]]
             states.append(t.state)
     # Transitions strictly alternate DEGRADED, UP, DEGRADED, ...
     assert all(s == (DEGRADED if i % 2 == 0 else UP) for i, s in enumerate(states))
+
+
+def test_redelivery_changes_nothing() -> None:
+    """At-least-once consumption: folding a prefix of the samples again is a no-op."""
+    seq = [("ab"[i % 2], float(i), 10.0 + i, 20.0 + (i % 7) * 9, 0.0) for i in range(60)]
+    once, twice = tracker(), tracker()
+    a = [once.observe(*s) for s in seq]
+    b = [twice.observe(*s) for s in seq[:40]] + [twice.observe(*s) for s in seq[25:]]
+    assert [x for x in a if x] == [x for x in b if x]
+    for site in "ab":
+        assert once.dirs[site] == twice.dirs[site]

@@ -107,3 +107,17 @@ def test_protobuf_checks() -> None:
     future = link_pb()
     future.meta.time.seconds = int(NOW + 3600)
     assert reason(future.SerializeToString()) == "out_of_range"
+
+
+@pytest.mark.parametrize("length_byte", [ord("{"), ord("[")])
+def test_protobuf_that_looks_like_json_after_a_newline(length_byte: int) -> None:
+    """A TelemetrySample starts with 0x0a ("\\n"); its meta length may be "{" or "["."""
+    s = link_pb()
+    base = len(s.meta.SerializeToString()) - len(s.meta.source)
+    s.meta.source = "x" * (length_byte - base)
+    raw = s.SerializeToString()
+    assert raw[:2] == bytes([0x0A, length_byte])
+    [r] = parse(raw, 0.0, NOW)
+    assert isinstance(r, LinkReading) and r.latency_ms == 12.0
+    [j] = parse(b'\n  {"site_id": "a", "free_vcpus": 1}', NOW, NOW)  # and JSON after blanks
+    assert isinstance(j, SiteReading)
