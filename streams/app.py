@@ -71,9 +71,11 @@ def create_app(settings: Settings) -> Tandem:
     }
     tandem = Tandem(app=app, settings=settings, topics=topics, tables={})
     from tandem.streams import web
-    from tandem.streams.agents import clock, decider, forward, inventory
+    from tandem.streams.agents import clock, decider, forward, inventory, noc_mirror, telemetry
 
     inventory.install(tandem)
+    telemetry.install(tandem)  # needs the inventory table
+    noc_mirror.install(tandem)
     forward.install(tandem)
     decider.install(tandem)
     clock.install(tandem)

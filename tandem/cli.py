@@ -21,6 +21,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "tandem.services.cli_plan",  # tandem plan
     "tandem.services.cli_bench",  # tandem bench {te,joint,latency,...}
     "tandem.services.cli_sdn",  # tandem sdn --site X
+    "tandem.services.cli_export",  # tandem export (telemetry from files and counters)
 )
 
 

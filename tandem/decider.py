@@ -44,8 +44,21 @@ class Outputs:
 
 @dataclass
 class _LinkOper:
-    state: OperState = OperState.UP
-    factor: float = 1.0
+    """A link's two independent conditions: operationally down (port status, NOC), and
+    outside its SLA band (telemetry), with the usable fraction of capacity while it is."""
+
+    down: bool = False
+    sla_factor: float | None = None
+
+    @property
+    def state(self) -> OperState:
+        if self.down:
+            return OperState.DOWN
+        return OperState.DEGRADED if self.sla_factor is not None else OperState.UP
+
+    @property
+    def factor(self) -> float:
+        return 1.0 if self.down or self.sla_factor is None else self.sla_factor
 
 
 class Decider:
@@ -121,12 +134,15 @@ class Decider:
         link = self.topology.links.get(ev.link_id)
         if link is None:  # validated upstream; the inventory may have removed it since
             return
-        if ev.state == link_state_pb2.OPER_STATE_DOWN:
-            oper = _LinkOper(OperState.DOWN, 1.0)
-        elif ev.state == link_state_pb2.OPER_STATE_DEGRADED:
-            oper = _LinkOper(OperState.DEGRADED, _factor(link, ev.degradation))
+        old = self.oper.get(ev.link_id, _LinkOper())
+        if ev.state == link_state_pb2.OPER_STATE_DEGRADED:
+            oper = _LinkOper(old.down, _factor(link, ev.degradation))
+        elif ev.sla:  # back inside the SLA band: says nothing about a DOWN port
+            oper = _LinkOper(old.down, None)
         else:
-            oper = _LinkOper(OperState.UP, 1.0)
+            oper = _LinkOper(ev.state == link_state_pb2.OPER_STATE_DOWN, old.sla_factor)
+        if oper == old and ev.link_id in self.oper:
+            return  # both ends of a link report the same transition: nothing changes
         self.oper[ev.link_id] = oper
         topo = self.topology.with_link(replace(link, oper_state=oper.state, capacity_factor=oper.factor))
         self._change_topology(inp, topo, at, out)

@@ -15,8 +15,11 @@ from tandem.v1 import link_state_pb2, workload_pb2
 def install(tandem: Any) -> None:
     app = tandem.app
     inventory = tandem.tables["inventory"]
+    # Written by whichever worker holds a link-state partition: every copy must follow every
+    # writer's changes at once (recovery_buffer_size=1, as for the telemetry tables).
     link_state = app.GlobalTable("link_state", default=None, key_type=str, value_type=bytes,
-                                 partitions=T.SPECS[T.LINK_STATE_BASE].partitions)
+                                 partitions=T.SPECS[T.LINK_STATE_BASE].partitions,
+                                 recovery_buffer_size=1)
     tandem.tables["link_state"] = link_state
     sites, links = SitesOf(inventory), LinksOf(inventory)
 

@@ -1,12 +1,13 @@
-"""Telemetry agent: folds samples into smoothed link/site metrics and publishes DEGRADED/UP.
+"""Telemetry consumer: folds samples into smoothed link/site metrics, publishes DEGRADED/UP.
 
 Thin by design: decoding lives in `tandem.telemetry_formats`, smoothing and hysteresis in
 `tandem.telemetry` (pure). What is here is the I/O needed to reach ≥ 20,000 samples/s on one
-core: records are taken in batches (`stream.take_events`), the smoothed state of every link
-and site is kept in memory, and the `link_metrics` / `site_metrics` tables are written once
-per batch per element touched (a bounded rate: at most one write per link per batch), not
-once per sample. Inventory is re-read from the global `inventory` table once per batch per
-link, so a changed SLA band (capacity, nominal latency) applies from the next batch.
+core: an aiokafka consumer owned by the Faust app takes records in batches of up to 5,000
+(Faust's per-message stream path is ~15x more expensive, see docs/TELEMETRY.md), the
+smoothed state of every link and site is kept in memory, and the `link_metrics` /
+`site_metrics` tables are written every 0.2 s, once per element touched (a bounded rate),
+not once per sample. The inventory is re-read from the global `inventory` table once per
+flush interval per link, so a changed SLA band (capacity, nominal latency) applies at once.
 
 Outputs: `LinkStateEvent` DEGRADED/UP on the link-state topic (source "streams/telemetry",
 cause prefixed "telemetry:") and an `Alarm` raised/cleared on the alarm topic, both with ids
@@ -325,7 +326,7 @@ def transition_events(t: Transition) -> tuple[link_state_pb2.LinkStateEvent, ala
     tag = f"{t.at!r}"
     ev = link_state_pb2.LinkStateEvent(
         meta=new_meta(SOURCE, event_id=derived_id("telemetry", t.link_id, t.state, tag), at=t.at),
-        link_id=t.link_id, state=_STATE[t.state], cause=f"telemetry: {t.cause}")
+        link_id=t.link_id, state=_STATE[t.state], cause=f"telemetry: {t.cause}", sla=True)
     if t.state == DEGRADED and t.finding is not None:
         ev.degradation.CopyFrom(link_state_pb2.Degradation(
             metric=t.finding.metric, observed=t.finding.observed, threshold=t.finding.threshold,
@@ -377,7 +378,8 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
     if mode == "stream":
         @app.agent(topic, name="tandem.telemetry-in")
         async def telemetry_in(stream: Any) -> None:
-            async for events in stream.take_events(max_records, flush_interval_s):
+            # Below Faust's stream buffer (4096): a larger take stalled on a 30k backlog.
+            async for events in stream.take_events(min(max_records, 1000), flush_interval_s):
                 await fold.process([_from_event(ev) for ev in events])
                 fold.flush()
         return fold

@@ -88,6 +88,13 @@ async def test_export_ovs_counters(kafka_bootstrap: str, tandem_topics: str) -> 
     import subprocess
     import uuid
 
+    from tandem.cli import UserError
+    from tandem.services.cli_wan import ensure_ovs
+
+    try:
+        ensure_ovs()  # idempotent, like the SDN tests' `wan` fixture; fails, never skips
+    except UserError as exc:
+        pytest.fail(f"Open vSwitch is not available: {exc}", pytrace=False)
     br = f"tdmx{uuid.uuid4().hex[:8]}"
     subprocess.run(["ovs-vsctl", "add-br", br, "--", "set", "bridge", br,
                     "datapath_type=netdev"], check=True, timeout=20)

@@ -1,0 +1,112 @@
+"""The whole loop on real parts: an order through Kafka to the Faust decider, its commands to
+the site control units, flows and meters on Open vSwitch, traffic through them; then a real
+port going down, the units' link-state event, the decider's reaction, and the switches
+reprogrammed — no stand-in anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sdn_itest_util import Flow, collect, dump_flows, sh
+
+from tandem.events import new_meta
+from tandem.sdn.intents import cookie_for
+from tandem.streams import topics as T
+from tandem.streams.app import create_app
+from tandem.streams.settings import Settings
+from tandem.v1 import commands_pb2, decision_pb2
+from tandem.v1 import workload_pb2 as W
+
+pytestmark = pytest.mark.integration
+
+RING = Path(__file__).resolve().parent / "ring5.json"
+HOST_WAW = "10.77.5.1"
+
+
+def flows_of(bridge: str, rid: str, gen: int) -> list[str]:
+    return [f for f in dump_flows(bridge) if f"cookie={cookie_for(rid, gen):#x}" in f]
+
+
+async def decisions(bootstrap: str, prefix: str, pred: Any, timeout: float = 30.0) -> list[Any]:
+    return await collect(bootstrap, f"{prefix}{T.DECISIONS_BASE}", decision_pb2.Decision, pred,
+                         timeout)
+
+
+async def acked(bootstrap: str, prefix: str, rid: str, timeout: float = 30.0) -> list[Any]:
+    return await collect(bootstrap, f"{prefix}{T.SDN_ACKS_BASE}", commands_pb2.SdnAck,
+                         lambda a: a.command_id.startswith(rid + "/g")
+                         and a.command_id.endswith("/ams"), timeout)
+
+
+async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], units: Any,
+                                                          kafka_bootstrap: str, sdn_prefix: str,
+                                                          tmp_path: Path) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from tandem.engine.loaders import load_topology
+    from tandem.sdn.publish import _publish
+
+    prefix = sdn_prefix
+    app = create_app(Settings(broker=kafka_bootstrap, topic_prefix=prefix,
+                              app_id=f"{prefix}e2e", web_enabled=False, data_dir=str(tmp_path)))
+    await app.app.start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    veth = wan["links"]["ams--ber"]["veth_a"]
+    try:
+        await _publish(kafka_bootstrap, load_topology(RING), wan, prefix)
+        deadline = time.monotonic() + 30
+        while app.decider.decider is None or len(app.decider.decider.topology.links) < 5:
+            assert time.monotonic() < deadline, "the decider never saw the WAN's inventory"
+            await asyncio.sleep(0.1)
+        order = W.RequestEvent(meta=new_meta("test"), request_id="e2e-1", place=W.WorkloadRequest(
+            tenant="t", workload_id="uplink",
+            groups=[W.VmGroup(group_id="app", count=1, vcpus=2, memory_gib=4)],
+            demands=[W.TrafficDemand(demand_id="feed", from_group="app", to_site="waw",
+                                     bandwidth_mbps=8, max_latency_ms=40)],
+            rules=W.Rules(vm_jurisdictions=["NL"])))
+        await producer.send_and_wait(f"{prefix}{T.REQUESTS_BASE}", key=b"uplink",
+                                     value=order.SerializeToString())
+        [placed] = await decisions(kafka_bootstrap, prefix, lambda d: d.request_id == "e2e-1")
+        assert placed.kind == decision_pb2.DECISION_KIND_PLACED, placed
+        [path] = placed.paths
+        assert list(path.link_ids) == ["ams--ber", "ber--waw"]  # the short way round
+        assert await acked(kafka_bootstrap, prefix, path.reservation_id)
+        for site in ("ams", "ber", "waw"):
+            assert len(flows_of(wan["sites"][site]["bridge"], path.reservation_id, 0)) == 1, site
+        meters = sh("ovs-ofctl", "-O", "OpenFlow13", "dump-meters", wan["sites"]["ams"]["bridge"])
+        assert "rate=8000" in meters
+        res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2)
+        assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
+
+        # A real port goes down: the control units report it, the decider reacts.
+        sh("ip", "link", "set", veth, "down")
+        moved = await decisions(kafka_bootstrap, prefix,
+                                lambda d: d.workload_id == "uplink"
+                                and d.kind == decision_pb2.DECISION_KIND_REROUTED, 45)
+        assert moved, "no reroute decision after the link went down"
+        [new] = moved[0].paths
+        assert list(new.link_ids) == ["ams--par", "par--vie", "vie--waw"]
+        assert await acked(kafka_bootstrap, prefix, new.reservation_id)
+        deadline = time.monotonic() + 20
+        while flows_of(wan["sites"]["ber"]["bridge"], path.reservation_id, 0):
+            assert time.monotonic() < deadline, "the old path's entries were never removed"
+            await asyncio.sleep(0.2)
+        for site in ("ams", "par", "vie", "waw"):
+            assert len(flows_of(wan["sites"][site]["bridge"], new.reservation_id, 1)) == 1, site
+        res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2)
+        assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
+    finally:
+        sh("ip", "link", "set", veth, "up")
+        release = W.RequestEvent(meta=new_meta("test"), request_id="e2e-release",
+                                 release=W.ReleaseRequest(workload_id="uplink"))
+        await producer.send_and_wait(f"{prefix}{T.REQUESTS_BASE}", key=b"uplink",
+                                     value=release.SerializeToString())
+        await decisions(kafka_bootstrap, prefix, lambda d: d.request_id == "e2e-release")
+        await asyncio.sleep(2)  # let the removals reach the switches before the next test
+        await producer.stop()
+        await app.app.stop()
