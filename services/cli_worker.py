@@ -63,6 +63,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     os.environ.setdefault("TANDEM_KAFKA", settings.broker)
     tandem = create_app(settings)
     worker = faust.Worker(tandem.app, loglevel=args.loglevel)
+    _dump_tasks_on_sigusr2()
     worker.execute_from_commandline()
     return 0
 
@@ -128,3 +129,22 @@ def cmd_reoptimise(args: argparse.Namespace) -> int:
     print(f"re-optimisation ordered ({order.meta.event_id}); decisions follow on "
           f"{T.SPECS[T.DECISIONS_BASE].name(settings.topic_prefix)}")
     return 0
+
+
+def _dump_tasks_on_sigusr2() -> None:
+    """`kill -USR2 <pid>` logs every thread's and asyncio task's stack (diagnosing a stall)."""
+    import asyncio
+    import faulthandler
+    import logging
+    import signal
+    import sys
+
+    def dump(signum: int, frame: object) -> None:
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        try:
+            for task in asyncio.all_tasks(asyncio.get_event_loop()):
+                task.print_stack(limit=12, file=sys.stderr)
+        except RuntimeError:
+            logging.getLogger(__name__).warning("no event loop to dump")
+
+    signal.signal(signal.SIGUSR2, dump)

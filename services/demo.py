@@ -62,7 +62,7 @@ async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
     from tandem.streams.app import create_app
 
     for noisy in ("faust", "mode", "aiokafka", "tandem.services.kafka_admin",
-                  "tandem.streams.agents.decider"):
+                  "tandem.streams.agents.decider", "tandem.streams.agents.telemetry"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     prefix = settings.topic_prefix or f"demo-{int(time.time())}."
     settings = replace(settings, topic_prefix=prefix, app_id=f"{prefix}tandem")

@@ -66,3 +66,13 @@ async def ensure_site_topics(tandem: Any, site_id: str) -> None:
 
     await ensure_topics(tandem.settings.broker, T.site_topics([site_id], tandem.settings.topic_prefix))
     tandem.sites_with_topics.add(site_id)
+
+
+def global_table(app: Any, name: str, partitions: int = 1, **options: Any) -> Any:
+    """A GlobalTable of str → protobuf bytes that every worker keeps whole and current.
+
+    `recovery_buffer_size=1`: a global table's changelog must be applied record by record on
+    every worker, including the writes of other workers; Faust's default buffer (1,000) leaves
+    copies behind after a rebalance (faust-streaming issue 283, robinhood/faust PR 583)."""
+    return app.GlobalTable(name, default=None, key_type=str, value_type=bytes,
+                           partitions=partitions, recovery_buffer_size=1, **options)

@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tandem.decider import Decider, Outputs
 from tandem.streams import topics as T
-from tandem.streams.agents.base import ensure_site_topics
+from tandem.streams.agents.base import ensure_site_topics, global_table
 from tandem.streams.deadletter import dead_letter
 from tandem.v1 import decider_pb2, decision_pb2
 from tandem.validation import PROCESSING_ERROR, InvalidEvent, check_meta, decode
@@ -148,8 +148,7 @@ class DeciderRunner:
 
 def install(tandem: Any) -> None:
     app = tandem.app
-    workloads = app.GlobalTable("workloads", default=None, key_type=str, value_type=bytes,
-                                partitions=1)
+    workloads = global_table(app, "workloads")
     tandem.tables["workloads"] = workloads
     runner = DeciderRunner(tandem)
     tandem.decider = runner

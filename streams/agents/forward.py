@@ -7,7 +7,7 @@ from typing import Any
 from tandem.linkstate import check_link_state
 from tandem.requests import check_request
 from tandem.streams import topics as T
-from tandem.streams.agents.base import decider_input, forward, run_input_agent
+from tandem.streams.agents.base import decider_input, forward, global_table, run_input_agent
 from tandem.streams.agents.inventory import LinksOf, SitesOf
 from tandem.v1 import link_state_pb2, workload_pb2
 
@@ -15,11 +15,8 @@ from tandem.v1 import link_state_pb2, workload_pb2
 def install(tandem: Any) -> None:
     app = tandem.app
     inventory = tandem.tables["inventory"]
-    # Written by whichever worker holds a link-state partition: every copy must follow every
-    # writer's changes at once (recovery_buffer_size=1, as for the telemetry tables).
-    link_state = app.GlobalTable("link_state", default=None, key_type=str, value_type=bytes,
-                                 partitions=T.SPECS[T.LINK_STATE_BASE].partitions,
-                                 recovery_buffer_size=1)
+    # Written by whichever worker holds a link-state partition.
+    link_state = global_table(app, "link_state", T.SPECS[T.LINK_STATE_BASE].partitions)
     tandem.tables["link_state"] = link_state
     sites, links = SitesOf(inventory), LinksOf(inventory)
 

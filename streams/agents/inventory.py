@@ -14,7 +14,7 @@ from tandem.events import new_meta
 from tandem.inventory import check_inventory, inventory_key, observation_alarm, site_key
 from tandem.streams import topics as T
 from tandem.streams.agents.base import (decider_input, ensure_site_topics, forward,
-                                        run_input_agent)
+                                        global_table, run_input_agent)
 from tandem.v1 import alarms_pb2, inventory_pb2
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,7 @@ def install(tandem: Any) -> None:
     app = tandem.app
     # Global: every worker reads the whole topology (telemetry and decisions need it on
     # whichever worker holds their partitions).
-    table = app.GlobalTable("inventory", default=None, key_type=str, value_type=bytes,
-                            partitions=1)
+    table = global_table(app, "inventory")
     tandem.tables["inventory"] = table
     sites = SitesOf(table)
 

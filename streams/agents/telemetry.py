@@ -27,6 +27,7 @@ from mode import Service
 
 from tandem.events import derived_id, new_meta
 from tandem.streams import topics as T
+from tandem.streams.agents.base import global_table
 from tandem.streams.deadletter import COUNTS, build_dead_letter
 from tandem.telemetry import (DEGRADED, UP, Direction, Ewma, Finding, LinkTracker, Params, PortCounter,
                               SiteTracker, Transition, band_of)
@@ -369,9 +370,7 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
     # stopped following the other worker's writes (tests/integration/streams/
     # test_telemetry_scaleout.py fails without it; Faust documents the same workaround).
     for name in ("link_metrics", "site_metrics"):
-        tandem.tables[name] = app.GlobalTable(name, default=None, key_type=str,
-                                              value_type=bytes, partitions=1,
-                                              use_partitioner=True, recovery_buffer_size=1)
+        tandem.tables[name] = global_table(app, name, use_partitioner=True)
     fold = TelemetryFold(tandem, params or Params())
     tandem._telemetry_fold = fold
     topic = tandem.topic(T.TELEMETRY_BASE)
