@@ -31,6 +31,14 @@ def flows_of(bridge: str, rid: str, gen: int) -> list[str]:
     return [f for f in dump_flows(bridge) if f"cookie={cookie_for(rid, gen):#x}" in f]
 
 
+async def until_flows(bridge: str, rid: str, gen: int, timeout: float = 20.0) -> None:
+    """Each site's unit applies its own command: wait for this switch, not only the ingress."""
+    deadline = time.monotonic() + timeout
+    while len(flows_of(bridge, rid, gen)) != 1:
+        assert time.monotonic() < deadline, (bridge, rid, gen, dump_flows(bridge))
+        await asyncio.sleep(0.2)
+
+
 async def decisions(bootstrap: str, prefix: str, pred: Any, timeout: float = 30.0) -> list[Any]:
     return await collect(bootstrap, f"{prefix}{T.DECISIONS_BASE}", decision_pb2.Decision, pred,
                          timeout)
@@ -77,7 +85,7 @@ async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], u
         assert list(path.link_ids) == ["ams--ber", "ber--waw"]  # the short way round
         assert await acked(kafka_bootstrap, prefix, path.reservation_id)
         for site in ("ams", "ber", "waw"):
-            assert len(flows_of(wan["sites"][site]["bridge"], path.reservation_id, 0)) == 1, site
+            await until_flows(wan["sites"][site]["bridge"], path.reservation_id, 0)
         meters = sh("ovs-ofctl", "-O", "OpenFlow13", "dump-meters", wan["sites"]["ams"]["bridge"])
         assert "rate=8000" in meters
         res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2)
@@ -97,7 +105,7 @@ async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], u
             assert time.monotonic() < deadline, "the old path's entries were never removed"
             await asyncio.sleep(0.2)
         for site in ("ams", "par", "vie", "waw"):
-            assert len(flows_of(wan["sites"][site]["bridge"], new.reservation_id, 1)) == 1, site
+            await until_flows(wan["sites"][site]["bridge"], new.reservation_id, 1)
         res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2)
         assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
     finally:
