@@ -29,6 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tandem.bench.stats import percentile
+
 OUT = Path("bench/out/latency.json")
 
 
@@ -58,10 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     add_args(p)
     return run(p.parse_args(argv))
 
-
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,9 +122,9 @@ def run(args: argparse.Namespace) -> int:
         "topology": Path(args.topology).stem, "sites": len(topo.sites), "links": len(topo.links),
         "active_workloads": len(state.workloads), "timed_requests": len(times),
         "path_cache_warm_s": round(warm_s, 3), "gc_freeze": not args.no_gc_freeze,
-        "decide_ms": {"p50": _pct(times, 0.5), "p90": _pct(times, 0.9), "p99": _pct(times, 0.99),
+        "decide_ms": {"p50": percentile(times, 0.5), "p90": percentile(times, 0.9), "p99": percentile(times, 0.99),
                       "max": max(times), "mean": statistics.fmean(times)},
-        "decide_cpu_ms": {"p50": _pct(cpu, 0.5), "p90": _pct(cpu, 0.9), "p99": _pct(cpu, 0.99),
+        "decide_cpu_ms": {"p50": percentile(cpu, 0.5), "p90": percentile(cpu, 0.9), "p99": percentile(cpu, 0.99),
                           "max": max(cpu)},
         "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count(),
         "outcomes": dict(kinds), "fill_rejections": rejected_fill,

@@ -28,6 +28,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tandem.bench.stats import percentile
+
 OUT = Path("bench/out/request_latency.json")
 
 
@@ -55,10 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     add_args(p)
     return run(p.parse_args(argv))
 
-
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -190,7 +188,7 @@ async def _run(args: argparse.Namespace) -> int:
             "active_workloads": args.active, "rate_target": args.rate,
             "rate_achieved": round(n / send_s, 1), "requests": n,
             "decided": len(lat), "lost": n - len(lat), "outcomes": kinds,
-            "latency_ms": {"p50": _pct(lat, 0.5), "p90": _pct(lat, 0.9), "p99": _pct(lat, 0.99),
+            "latency_ms": {"p50": percentile(lat, 0.5), "p90": percentile(lat, 0.9), "p99": percentile(lat, 0.99),
                            "max": max(lat) if lat else float("nan"),
                            "mean": statistics.fmean(lat) if lat else float("nan")},
             "target_p99_ms": 50.0, "fill_seconds": round(fill_s, 1),
@@ -207,8 +205,7 @@ async def _run(args: argparse.Namespace) -> int:
         await producer.stop()
         if not args.keep_topics:
             await delete_topics(args.broker, [n for n, _ in specs] +
-                                [n for n, _ in T.site_topics(list(topo.sites), prefix)
-                                 if True])
+                                [n for n, _ in T.site_topics(list(topo.sites), prefix)])
     lm = result["latency_ms"]
     print(f"\n{'topology':<12}{'active':>8}{'rate/s':>9}{'decided':>9}{'p50 ms':>9}"
           f"{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")

@@ -39,6 +39,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tandem.bench.stats import percentile
+
 OUT = Path("bench/out/sdn_reroute.json")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_TOPO = REPO / "infra" / "wan" / "ring5.json"
@@ -58,13 +60,6 @@ def register(subparsers: Any) -> None:
     _add_args(p)
     p.set_defaults(func=handler)
 
-
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = min(len(xs) - 1, max(0, int(round(q / 100 * (len(xs) - 1)))))
-    return xs[k]
 
 
 async def _wait_event(bootstrap: str, topic: str, link: str, since: float, timeout: float) -> float:
@@ -191,9 +186,9 @@ async def one_run(driver: Any, layout: Any, topo: Any, wan: dict[str, Any], boot
         step_ids = [i for i, (st, _) in published.items() if st == k]
         rt = [(driver.ack_time(i) - published[i][1]) * 1000 for i in step_ids]
         unit = [driver._acks[i].confirmed_ms for i in step_ids]
-        breakdown[name] = {"roundtrip_p50_ms": pct(rt, 50), "roundtrip_p99_ms": pct(rt, 99),
-                           "unit_confirmed_p50_ms": pct(unit, 50),
-                           "unit_confirmed_p99_ms": pct(unit, 99), "commands": len(step_ids)}
+        breakdown[name] = {"roundtrip_p50_ms": percentile(rt, 0.5), "roundtrip_p99_ms": percentile(rt, 0.99),
+                           "unit_confirmed_p50_ms": percentile(unit, 0.5),
+                           "unit_confirmed_p99_ms": percentile(unit, 0.99), "commands": len(step_ids)}
     return {"detect_ms": (t_event - t_down) * 1000, "decide_ms": decide_ms,
             "breakdown": breakdown,
             "rerouted_ms": [rerouted[r] for r in rids], "cleaned_ms": [cleaned[r] for r in rids]}
@@ -251,14 +246,14 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     cln = [x for r in runs for x in r["cleaned_ms"]]
     return {
         "reservations": args.reservations, "runs": args.runs, "topology": args.topology,
-        "rerouted_p50_ms": pct(rer, 50), "rerouted_p99_ms": pct(rer, 99),
-        "rerouted_max_ms": max(rer), "cleaned_p50_ms": pct(cln, 50),
-        "cleaned_p99_ms": pct(cln, 99),
+        "rerouted_p50_ms": percentile(rer, 0.5), "rerouted_p99_ms": percentile(rer, 0.99),
+        "rerouted_max_ms": max(rer), "cleaned_p50_ms": percentile(cln, 0.5),
+        "cleaned_p99_ms": percentile(cln, 0.99),
         "detect_ms": [r["detect_ms"] for r in runs], "decide_ms": [r["decide_ms"] for r in runs],
         "breakdown": [r["breakdown"] for r in runs],
-        "per_run": [{"rerouted_p50_ms": pct(r["rerouted_ms"], 50),
-                     "rerouted_p99_ms": pct(r["rerouted_ms"], 99),
-                     "cleaned_p99_ms": pct(r["cleaned_ms"], 99)} for r in runs],
+        "per_run": [{"rerouted_p50_ms": percentile(r["rerouted_ms"], 0.5),
+                     "rerouted_p99_ms": percentile(r["rerouted_ms"], 0.99),
+                     "cleaned_p99_ms": percentile(r["cleaned_ms"], 0.99)} for r in runs],
     }
 
 

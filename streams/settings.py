@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_BROKER = "127.0.0.1:9092"
+# Settings a config file or the environment may give (env: TANDEM_<KEY>, broker: TANDEM_KAFKA).
+KEYS = ("broker", "topic_prefix", "app_id", "web_port", "web_enabled", "data_dir")
 
 
 @dataclass(frozen=True)
@@ -37,26 +39,16 @@ class Settings:
         cfg = env.get("TANDEM_CONFIG")
         if cfg:
             values.update(read_config_file(Path(cfg)))
-        for key in ("broker", "topic_prefix", "app_id", "web_port", "web_enabled", "data_dir"):
-            env_key = f"TANDEM_{key.upper()}"
-            if key == "broker":
-                env_key = "TANDEM_KAFKA"
+        for key in KEYS:
+            env_key = "TANDEM_KAFKA" if key == "broker" else f"TANDEM_{key.upper()}"
             if env_key in env:
                 values[key] = env[env_key]
-        s = cls()
-        if "broker" in values:
-            s = replace(s, broker=values["broker"])
-        if "topic_prefix" in values:
-            s = replace(s, topic_prefix=values["topic_prefix"])
-        if "app_id" in values:
-            s = replace(s, app_id=values["app_id"])
+        parsed: dict[str, object] = dict(values)
         if "web_port" in values:
-            s = replace(s, web_port=int(values["web_port"]))
+            parsed["web_port"] = int(values["web_port"])
         if "web_enabled" in values:
-            s = replace(s, web_enabled=values["web_enabled"].lower() in ("1", "true", "yes"))
-        if "data_dir" in values:
-            s = replace(s, data_dir=values["data_dir"])
-        return s
+            parsed["web_enabled"] = values["web_enabled"].lower() in ("1", "true", "yes")
+        return replace(cls(), **parsed)  # type: ignore[arg-type]
 
 
 def read_config_file(path: Path) -> dict[str, str]:
@@ -73,7 +65,7 @@ def read_config_file(path: Path) -> dict[str, str]:
         if "=" not in line:
             raise ValueError(f"{path}:{n}: expected 'key = value', got {line!r}")
         key, value = (part.strip() for part in line.split("=", 1))
-        if key not in ("broker", "topic_prefix", "app_id", "web_port", "web_enabled", "data_dir"):
+        if key not in KEYS:
             raise ValueError(f"{path}:{n}: unknown key {key!r}")
         out[key] = value
     return out
