@@ -135,16 +135,20 @@ def _dump_tasks_on_sigusr2() -> None:
     """`kill -USR2 <pid>` logs every thread's and asyncio task's stack (diagnosing a stall)."""
     import asyncio
     import faulthandler
+    import gc
     import logging
     import signal
     import sys
 
     def dump(signum: int, frame: object) -> None:
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        try:
-            for task in asyncio.all_tasks(asyncio.get_event_loop()):
-                task.print_stack(limit=12, file=sys.stderr)
-        except RuntimeError:
+        # Every event loop in the process: Faust's consumer runs its own in a thread.
+        loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
+        if not loops:
             logging.getLogger(__name__).warning("no event loop to dump")
+        for loop in loops:
+            print(f"--- tasks of {loop!r}", file=sys.stderr)
+            for task in asyncio.all_tasks(loop):
+                task.print_stack(limit=16, file=sys.stderr)
 
     signal.signal(signal.SIGUSR2, dump)

@@ -97,10 +97,24 @@ class DeciderRunner:
         self.prefix = tandem.settings.topic_prefix
         self.broker = tandem.settings.broker
 
-    async def recover(self, upto: int) -> None:
+    async def recover(self, upto: int, workloads: Any) -> None:
+        """Re-fold the log below `upto`, then publish what no worker published for it.
+
+        Usually every input below `upto` was decided and published by a previous owner (the
+        group's committed offset is `upto`). Not always: a worker can crash between folding
+        and publishing, and the stream can hand this agent an offset beyond the next one
+        (seen with faust-streaming around a rebalance: offsets skipped). The decisions topic
+        says which decision ids exist; an input whose decisions are missing there is
+        published now, with its commands and alarms, in log order."""
         started = time.monotonic()
         decider = Decider()
+        decisions = await read_all_partitions(self.broker,
+                                              T.SPECS[T.DECISIONS_BASE].name(self.prefix))
+        self.published = {decision_pb2.Decision.FromString(r.value).meta.event_id
+                          for r in decisions}
+        already = len(self.published)
         records = await read_topic(self.broker, T.SPECS[T.DECIDER_BASE].name(self.prefix), upto)
+        missing: list[tuple[int, Outputs]] = []
         for r in records:
             try:
                 inp = decode(decider_pb2.DeciderInput, r.value)
@@ -108,17 +122,20 @@ class DeciderRunner:
             except InvalidEvent:
                 continue  # it was dead-lettered when first seen
             try:
-                decider.fold(inp)
+                out = decider.fold(inp)
             except Exception:  # dead-lettered as processing_error when first seen
                 log.exception("decider: input at offset %d fails again on recovery", r.offset)
-        decisions = await read_all_partitions(self.broker,
-                                              T.SPECS[T.DECISIONS_BASE].name(self.prefix))
-        self.published = {decision_pb2.Decision.FromString(r.value).meta.event_id
-                          for r in decisions}
+                continue
+            if any(d.meta.event_id not in self.published for d in out.decisions):
+                missing.append((r.offset, out))
         self.decider, self.next_offset = decider, upto
+        for off, out in missing:
+            log.warning("decider: input at offset %d was folded but its decision was never "
+                        "published: publishing it now", off)
+            await self.publish(out, workloads)
         log.info("decider: recovered by folding %d inputs (offsets 0..%d) in %.2f s; "
-                 "%d decisions already published", len(records), upto - 1,
-                 time.monotonic() - started, len(self.published))
+                 "%d decisions already published, %d published now", len(records), upto - 1,
+                 time.monotonic() - started, already, len(self.published) - already)
 
     async def publish(self, out: Outputs, workloads: Any) -> None:
         t = self.tandem
@@ -159,7 +176,7 @@ def install(tandem: Any) -> None:
         async for event in stream.events():
             offset = event.message.offset
             if runner.decider is None or runner.next_offset != offset:
-                await runner.recover(offset)
+                await runner.recover(offset, workloads)
             assert runner.decider is not None
             runner.next_offset = offset + 1
             try:

@@ -394,9 +394,23 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
             from aiokafka import AIOKafkaConsumer
             from aiokafka.abc import ConsumerRebalanceListener
 
+            svc = self
+
             class Moved(ConsumerRebalanceListener):  # type: ignore[misc]
                 async def on_partitions_revoked(self, revoked: Any) -> None:
+                    # Hand over cleanly: what was folded from the partitions leaving is
+                    # flushed, delivered and committed before the group rebalances, so the
+                    # next owner starts where this worker stopped instead of re-folding.
                     fold.forget()
+                    offsets = {tp: o for tp, o in svc.folded.items() if tp in set(revoked)}
+                    for tp in revoked:
+                        svc.folded.pop(tp, None)
+                    if offsets:
+                        try:
+                            await app.producer.flush()
+                            await svc.consumer.commit(offsets)
+                        except Exception as exc:  # the next owner re-folds: redelivery, no loss
+                            log.warning("%s: commit on revoke failed: %r", CONSUMER, exc)
 
                 async def on_partitions_assigned(self, assigned: Any) -> None:
                     fold.forget()

@@ -119,3 +119,44 @@ async def test_two_workers_share_partitions_and_survive_a_rebalance(
         stop(a, signal.SIGKILL)
         if b is not None:
             stop(b, signal.SIGTERM)
+
+
+async def test_inputs_folded_but_never_published_are_published_on_takeover(
+        bus: Bus, tmp_path: Path) -> None:
+    """A previous owner folded inputs and committed past them but its decisions never reached
+    the broker (or the stream skipped those offsets): the next owner publishes them, once."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from tandem.services.demo_data import demo_federation
+    from tandem.streams.agents.base import decider_input
+
+    log_topic = bus.name(T.DECIDER_BASE)
+    for ev in demo_federation():
+        await bus.send(T.DECIDER_BASE, decider_input("test", ev, inventory=ev), b"")
+    for i in range(3):
+        req = place(f"r{i}", f"w{i}", bw=5, vcpus=1)
+        await bus.send(T.DECIDER_BASE, decider_input("test", req, request=req), b"")
+    # The group's committed offset: past every input so far, as if they had been decided.
+    group = AIOKafkaConsumer(bootstrap_servers=bus.bootstrap, group_id=f"{bus.prefix}workers",
+                             enable_auto_commit=False)
+    await group.start()
+    try:
+        tp = TopicPartition(log_topic, 0)
+        group.assign([tp])
+        end = (await group.end_offsets([tp]))[tp]
+        await group.commit({tp: end})
+    finally:
+        await group.stop()
+    assert not await bus.read(bus.name(T.DECISIONS_BASE), D.Decision)
+    worker = start_worker(bus.bootstrap, bus.prefix, tmp_path, "w")
+    try:
+        await send_requests(bus, 3, 4)  # one more, through the request topic
+        decisions = await decided(bus, 4)
+        await asyncio.sleep(2)
+        per_request = Counter(d.request_id for d in await bus.read(bus.name(T.DECISIONS_BASE),
+                                                                     D.Decision))
+        assert per_request == {f"r{i}": 1 for i in range(4)}
+        assert all(d.kind == D.DECISION_KIND_PLACED for d in decisions)
+        assert b"published now" in (tmp_path / "w.log").read_bytes()
+    finally:
+        stop(worker, signal.SIGTERM)
