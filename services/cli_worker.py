@@ -63,7 +63,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     os.environ.setdefault("TANDEM_KAFKA", settings.broker)
     tandem = create_app(settings)
     worker = faust.Worker(tandem.app, loglevel=args.loglevel)
-    _dump_tasks_on_sigusr2()
+    # mode's worker binds SIGUSR2 to an interactive debugger: a stack dump instead.
+    worker._on_sigusr2 = _dump_stacks  # noqa: SLF001
     worker.execute_from_commandline()
     return 0
 
@@ -131,24 +132,49 @@ def cmd_reoptimise(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dump_tasks_on_sigusr2() -> None:
+def _dump_stacks() -> None:
     """`kill -USR2 <pid>` logs every thread's and asyncio task's stack (diagnosing a stall)."""
     import asyncio
     import faulthandler
     import gc
-    import logging
-    import signal
     import sys
 
-    def dump(signum: int, frame: object) -> None:
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        # Every event loop in the process: Faust's consumer runs its own in a thread.
-        loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
-        if not loops:
-            logging.getLogger(__name__).warning("no event loop to dump")
-        for loop in loops:
-            print(f"--- tasks of {loop!r}", file=sys.stderr)
-            for task in asyncio.all_tasks(loop):
-                task.print_stack(limit=16, file=sys.stderr)
+    out = sys.__stderr__  # a real file: mode replaces sys.stderr with a logging proxy
+    faulthandler.dump_traceback(file=out, all_threads=True)
+    # Every event loop in the process: Faust's consumer runs its own in a thread.
+    for loop in [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]:
+        print(f"--- tasks of {loop!r}", file=out)
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"task {task.get_name()}:", file=out)
+            aw: object = task.get_coro()
+            while aw is not None:  # the whole await chain, not only the outer frame
+                frame = next((getattr(aw, a) for a in ("cr_frame", "gi_frame", "ag_frame")
+                              if getattr(aw, a, None) is not None), None)
+                if frame is None:
+                    print(f"    awaiting {aw!r:.200}", file=out)
+                    break
+                print(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}",
+                      file=out)
+            for tp in [tp for tp, q in acc._batches.items() if q]:
+                print(f"    {tp}: tracked={tp.topic in prod.client._topics} "
+                      f"known={prod.client.cluster._partitions.get(tp.topic)!r:.300} "
+                      f"tracked topics={len(prod.client._topics)} "
+                      f"md update pending={prod.client._md_update_fut is not None}", file=out)
+                aw = next((getattr(aw, a) for a in ("cr_await", "gi_yieldfrom", "ag_await")
+                           if getattr(aw, a, None) is not None), None)
+    try:  # Kafka producers: what is still waiting to be sent (private state; best effort)
+        from aiokafka import AIOKafkaProducer
 
-    signal.signal(signal.SIGUSR2, dump)
+        for prod in [o for o in gc.get_objects() if isinstance(o, AIOKafkaProducer)]:
+            acc, sender = prod._message_accumulator, prod._sender  # noqa: SLF001
+            pending = {f"{tp.topic}[{tp.partition}]": len(q) for tp, q in acc._batches.items() if q}
+            leaders = {f"{tp.topic}[{tp.partition}]": prod.client.cluster.leader_for_partition(tp)
+                       for tp, q in acc._batches.items() if q}
+            print(f"--- producer {id(prod):x}: pending batches {pending}, leaders {leaders}, "
+                  f"in flight {getattr(sender, '_in_flight', '?')}, "
+                  f"muted {getattr(sender, '_muted_partitions', '?')}, drained-unanswered "
+                  f"{[str(b.tp) if hasattr(b, 'tp') else repr(b) for b in acc._pending_batches]}",
+                  file=out)
+    except Exception as exc:  # a diagnostic must not fail the worker
+        print(f"--- producer state unavailable: {exc!r}", file=out)
+    out.flush()
