@@ -134,47 +134,67 @@ def cmd_reoptimise(args: argparse.Namespace) -> int:
 
 def _dump_stacks() -> None:
     """`kill -USR2 <pid>` logs every thread's and asyncio task's stack (diagnosing a stall)."""
-    import asyncio
     import faulthandler
-    import gc
     import sys
 
     out = sys.__stderr__  # a real file: mode replaces sys.stderr with a logging proxy
     faulthandler.dump_traceback(file=out, all_threads=True)
-    # Every event loop in the process: Faust's consumer runs its own in a thread.
+    for line in _task_chains():
+        print(line, file=out)
+    for line in _producer_queues():
+        print(line, file=out)
+    out.flush()
+
+
+def _task_chains() -> list[str]:
+    """The whole await chain of every task on every event loop in the process (Faust's
+    consumer runs its own loop in a thread), not only each task's outer frame."""
+    import asyncio
+    import gc
+
+    lines: list[str] = []
     for loop in [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]:
-        print(f"--- tasks of {loop!r}", file=out)
+        lines.append(f"--- tasks of {loop!r}")
         for task in list(asyncio.all_tasks(loop)):
-            print(f"task {task.get_name()}:", file=out)
+            lines.append(f"task {task.get_name()}:")
             aw: object = task.get_coro()
-            while aw is not None:  # the whole await chain, not only the outer frame
+            seen: set[int] = set()
+            while aw is not None and id(aw) not in seen and len(seen) < 64:  # chains may cycle
+                seen.add(id(aw))
                 frame = next((getattr(aw, a) for a in ("cr_frame", "gi_frame", "ag_frame")
                               if getattr(aw, a, None) is not None), None)
                 if frame is None:
-                    print(f"    awaiting {aw!r:.200}", file=out)
+                    lines.append(f"    awaiting {aw!r:.200}")
                     break
-                print(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}",
-                      file=out)
-            for tp in [tp for tp, q in acc._batches.items() if q]:
-                print(f"    {tp}: tracked={tp.topic in prod.client._topics} "
-                      f"known={prod.client.cluster._partitions.get(tp.topic)!r:.300} "
-                      f"tracked topics={len(prod.client._topics)} "
-                      f"md update pending={prod.client._md_update_fut is not None}", file=out)
+                lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} "
+                             f"{frame.f_code.co_name}")
                 aw = next((getattr(aw, a) for a in ("cr_await", "gi_yieldfrom", "ag_await")
                            if getattr(aw, a, None) is not None), None)
-    try:  # Kafka producers: what is still waiting to be sent (private state; best effort)
+    return lines
+
+
+def _producer_queues() -> list[str]:
+    """What each Kafka producer still holds, with the partition leaders it knows (aiokafka's
+    private state: best effort, a diagnostic must not fail the worker)."""
+    import gc
+
+    lines: list[str] = []
+    try:
         from aiokafka import AIOKafkaProducer
 
         for prod in [o for o in gc.get_objects() if isinstance(o, AIOKafkaProducer)]:
-            acc, sender = prod._message_accumulator, prod._sender  # noqa: SLF001
-            pending = {f"{tp.topic}[{tp.partition}]": len(q) for tp, q in acc._batches.items() if q}
-            leaders = {f"{tp.topic}[{tp.partition}]": prod.client.cluster.leader_for_partition(tp)
-                       for tp, q in acc._batches.items() if q}
-            print(f"--- producer {id(prod):x}: pending batches {pending}, leaders {leaders}, "
-                  f"in flight {getattr(sender, '_in_flight', '?')}, "
-                  f"muted {getattr(sender, '_muted_partitions', '?')}, drained-unanswered "
-                  f"{[str(b.tp) if hasattr(b, 'tp') else repr(b) for b in acc._pending_batches]}",
-                  file=out)
-    except Exception as exc:  # a diagnostic must not fail the worker
-        print(f"--- producer state unavailable: {exc!r}", file=out)
-    out.flush()
+            acc, sender, client = prod._message_accumulator, prod._sender, prod.client  # noqa: SLF001
+            waiting = [tp for tp, q in acc._batches.items() if q]  # noqa: SLF001
+            lines.append(
+                f"--- producer {id(prod):x}: {len(waiting)} partition(s) with batches waiting, "
+                f"in flight to nodes {getattr(sender, '_in_flight', '?')}, "
+                f"{len(acc._pending_batches)} batch(es) sent and unanswered")  # noqa: SLF001
+            for tp in waiting:
+                lines.append(
+                    f"    {tp.topic}[{tp.partition}]: {len(acc._batches[tp])} batch(es), "  # noqa: SLF001
+                    f"leader {client.cluster.leader_for_partition(tp)}, "
+                    f"topic tracked {tp.topic in client._topics}, "  # noqa: SLF001
+                    f"metadata update pending {client._md_update_fut is not None}")  # noqa: SLF001
+    except Exception as exc:
+        lines.append(f"--- producer state unavailable: {exc!r}")
+    return lines
