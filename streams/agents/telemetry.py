@@ -407,6 +407,10 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                         svc.folded.pop(tp, None)
                     if offsets:
                         try:
+                            # A background commit of older offsets must land first, or it
+                            # would move the group's position back after this one.
+                            if svc.committing is not None and not svc.committing.done():
+                                await asyncio.wait_for(asyncio.shield(svc.committing), 10)
                             await app.producer.flush()
                             await svc.consumer.commit(offsets)
                         except Exception as exc:  # the next owner re-folds: redelivery, no loss
