@@ -90,9 +90,9 @@ async def wait_log(path: Path, text: bytes, count: int = 1, timeout: float = 60.
 
 @pytest.mark.xfail(strict=False, reason=(
     "KNOWN DEFECT (issue 4 blocked on it; docs/STREAMS.md 'Known defect'): with two "
-    "faust-streaming workers a rebalance fails in about 1 run in 5-10: a stream skips records "
-    "fetched before Faust's post-recovery seek (a request is never forwarded: no decision), or "
-    "the leaving worker's revoke waits forever on a producer flush (leader unknown)."))
+    "faust-streaming workers a rebalance can skip records fetched before Faust's "
+    "post-recovery seek; a request skipped at requests-in, or the decider's last inputs, "
+    "get no decision."))
 async def test_two_workers_share_partitions_and_survive_a_rebalance(
         bus: Bus, tmp_path: Path) -> None:
     a = start_worker(bus.bootstrap, bus.prefix, tmp_path, "a")
