@@ -15,46 +15,31 @@ commit during a rebalance, hung with it). The cause, in `AIOKafkaClient`:
    only if something else sends to the same topic later (which tracks it); the last message
    before a quiet period, or before a stop, is stuck.
 
-The fix, for producers only: before a send, a topic the producer's client already knows but
-does not track is tracked. It changes no request (the topic is in the metadata; later
-refreshes keep it there). Consumer clients are left alone: their tracked set is their
-subscription, and a topic added behind its back stops `set_topics` from refreshing metadata
-for a new subscription (a Faust worker then waits for topics it never sees). `apply()` is
-idempotent and runs when `tandem.streams` is imported, which every Kafka-using part of Tandem
-does.
+The fix tracks the topic on the fast path too. It changes no request: the topic is already
+in the metadata, and later refreshes keep it there. `apply()` is idempotent and runs when
+`tandem.streams` is imported, which every Kafka-using part of Tandem does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 
 _MARK = "_tandem_tracks_every_topic"
 
 
-def _track(producer: AIOKafkaProducer, topic: str) -> None:
-    client = producer.client
-    if topic not in client._topics and client.cluster.partitions_for_topic(topic) is not None:  # noqa: SLF001
-        client._topics.add(topic)  # noqa: SLF001
-
-
 def apply() -> None:
-    """Patch `AIOKafkaProducer.send` and `send_batch` (once) to track every topic they use."""
-    if getattr(AIOKafkaProducer, _MARK, False):
+    """Patch `AIOKafkaClient._wait_on_metadata` (once) so that it tracks every topic."""
+    if getattr(AIOKafkaClient, _MARK, False):
         return
-    send, send_batch = AIOKafkaProducer.send, AIOKafkaProducer.send_batch
+    original = AIOKafkaClient._wait_on_metadata  # noqa: SLF001
 
-    async def tracked_send(self: AIOKafkaProducer, topic: str, *args: Any, **kwargs: Any) -> Any:
-        _track(self, topic)
-        return await send(self, topic, *args, **kwargs)
+    async def wait_on_metadata(self: AIOKafkaClient, topic: str) -> Any:
+        # The set the metadata synchronizer reads: a topic in it stays in every refresh.
+        self._topics.add(topic)  # noqa: SLF001
+        return await original(self, topic)
 
-    async def tracked_send_batch(self: AIOKafkaProducer, batch: Any, topic: str,
-                                 *args: Any, **kwargs: Any) -> Any:
-        _track(self, topic)
-        return await send_batch(self, batch, topic, *args, **kwargs)
-
-    tracked_send.__doc__, tracked_send_batch.__doc__ = send.__doc__, send_batch.__doc__
-    AIOKafkaProducer.send = tracked_send  # type: ignore[method-assign]
-    AIOKafkaProducer.send_batch = tracked_send_batch  # type: ignore[method-assign]
-    setattr(AIOKafkaProducer, _MARK, True)
+    wait_on_metadata.__doc__ = original.__doc__
+    AIOKafkaClient._wait_on_metadata = wait_on_metadata  # type: ignore[method-assign]  # noqa: SLF001
+    setattr(AIOKafkaClient, _MARK, True)
