@@ -402,8 +402,9 @@ def install(tandem: Any, params: Params | None = None, mode: str = "batch",
                     # flushed, delivered and committed before the group rebalances, so the
                     # next owner starts where this worker stopped instead of re-folding.
                     fold.forget()
-                    offsets = {tp: o for tp, o in svc.folded.items() if tp in set(revoked)}
-                    for tp in revoked:
+                    leaving = set(revoked)
+                    offsets = {tp: o for tp, o in svc.folded.items() if tp in leaving}
+                    for tp in leaving:
                         svc.folded.pop(tp, None)
                     if offsets:
                         try:
