@@ -177,7 +177,7 @@ def _pct(xs: list[float], q: float) -> float:
 async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: int,
               topology: str, mode: str = "batch", inventory_rate: float = 10.0) -> dict[str, Any]:
     from tandem.engine.loaders import load_topology
-    from tandem.services.kafka_admin import delete_topics, ensure_topics
+    from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
     from tandem.streams import topics as T
     from tandem.streams.agents import telemetry as telemetry_agent
     from tandem.streams.app import create_app
@@ -284,7 +284,7 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
         result["link_metrics_entries"] = len(list(lm.keys()))
     finally:
         await tandem.app.stop()
-        await delete_topics(bootstrap, [n for n, _ in specs])
+        await delete_topics_with_prefix(bootstrap, prefix)
     result["load_average_1m_start_end"] = [load0, round(os.getloadavg()[0], 2)]
     result["cpus"] = os.cpu_count()
     result["target"] = {"events_per_s": 20000, "p99_lag_ms": 1000}

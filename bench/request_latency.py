@@ -72,7 +72,7 @@ async def _run(args: argparse.Namespace) -> int:
     from tandem.events import new_meta
     from tandem.inventory import inventory_events, inventory_key
     from tandem.pbconvert import request_to_pb
-    from tandem.services.kafka_admin import delete_topics, ensure_topics
+    from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
     from tandem.streams import topics as T
     from tandem.v1 import decision_pb2, workload_pb2
 
@@ -204,8 +204,7 @@ async def _run(args: argparse.Namespace) -> int:
         await consumer.stop()
         await producer.stop()
         if not args.keep_topics:
-            await delete_topics(args.broker, [n for n, _ in specs] +
-                                [n for n, _ in T.site_topics(list(topo.sites), prefix)])
+            await delete_topics_with_prefix(args.broker, prefix)
     lm = result["latency_ms"]
     print(f"\n{'topology':<12}{'active':>8}{'rate/s':>9}{'decided':>9}{'p50 ms':>9}"
           f"{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")

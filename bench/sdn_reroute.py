@@ -200,7 +200,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     from tandem.sdn.paths import WanLayout
     from tandem.sdn.procs import Units
     from tandem.services import cli_wan
-    from tandem.services.kafka_admin import ensure_topics
+    from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
     from tandem.streams import topics as T
     from tandem.streams.settings import Settings
 
@@ -242,6 +242,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             for s in list(units.procs):
                 units.stop(s)
         await asyncio.to_thread(cli_wan.wan_down)
+        await delete_topics_with_prefix(bootstrap, prefix)
     rer = [x for r in runs for x in r["rerouted_ms"]]
     cln = [x for r in runs for x in r["cleaned_ms"]]
     return {

@@ -41,7 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     w.set_defaults(func=cmd_worker)
     d = sub.add_parser("demo", help="the end-to-end demo on the local broker")
     _common(d)
-    d.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the fold")
+    d.add_argument("--timeout", type=float, default=60.0,
+                   help="seconds to wait for each step (start-up, fold, decisions, reaction)")
+    d.add_argument("--web-port", dest="web_port", type=int,
+                   help="also serve the live view on this port while the demo runs (default: none)")
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("replay", help="re-derive every decision from the decider log and "
                                       "compare with the decision log")
@@ -71,12 +74,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     import asyncio
+    import signal
 
     from tandem.services.demo import run_demo
+
+    from dataclasses import replace
 
     if args.app_id is None:
         args.app_id = "tandem-demo"
     settings = _settings(args)
+    if args.web_port is None:  # nothing to browse in a run that ends by itself
+        settings = replace(settings, web_enabled=False)
+    signal.signal(signal.SIGUSR2, lambda *_: _dump_stacks())  # as `tandem worker` does
     return asyncio.run(run_demo(settings, timeout=args.timeout))
 
 
@@ -141,7 +150,7 @@ def _dump_stacks() -> None:
     faulthandler.dump_traceback(file=out, all_threads=True)
     for line in _task_chains():
         print(line, file=out)
-    for line in _producer_queues():
+    for line in _producer_queues() + _consumer_states():
         print(line, file=out)
     out.flush()
 
@@ -197,4 +206,32 @@ def _producer_queues() -> list[str]:
                     f"metadata update pending {client._md_update_fut is not None}")  # noqa: SLF001
     except Exception as exc:
         lines.append(f"--- producer state unavailable: {exc!r}")
+    return lines
+
+
+def _consumer_states() -> list[str]:
+    """What each Kafka consumer subscribes to, holds, and knows of the cluster (aiokafka's
+    private state: best effort)."""
+    import gc
+
+    lines: list[str] = []
+    try:
+        from aiokafka import AIOKafkaConsumer
+
+        for cons in [o for o in gc.get_objects() if isinstance(o, AIOKafkaConsumer)]:
+            sub, coord, client = cons._subscription, cons._coordinator, cons._client  # noqa: SLF001
+            topics = sorted(sub.subscription.topics) if sub.subscription else []
+            known = set(client.cluster.topics())
+            lines.append(
+                f"--- consumer {id(cons):x} group {getattr(cons, '_group_id', None)}: "
+                f"{len(topics)} topic(s) subscribed, "
+                f"{len([t for t in topics if t not in known])} not in its metadata, "
+                f"assigned {len(cons.assignment())} partition(s), "
+                f"coordinator {getattr(coord, 'coordinator_id', None)}, "
+                f"rejoin needed {coord.need_rejoin(sub.subscription) if sub.subscription else '?'}, "
+                f"member {getattr(coord, 'member_id', None)!r}, "
+                f"generation {getattr(coord, 'generation', None)}, "
+                f"error waiting for the user {getattr(coord, '_pending_exception', None)!r}")
+    except Exception as exc:
+        lines.append(f"--- consumer state unavailable: {exc!r}")
     return lines

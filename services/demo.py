@@ -54,6 +54,31 @@ async def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-unt
         await asyncio.sleep(0.1)
 
 
+async def _start(app, settings: Settings, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    """Start the stream worker, or fail saying why: never wait forever."""
+    from tandem.cli import UserError
+
+    try:
+        await asyncio.wait_for(app.start(), timeout)
+    except asyncio.TimeoutError:
+        raise UserError(
+            f"the stream worker did not finish starting within {timeout:.0f} s (its consumer "
+            f"group did not form; the log above says what it waited for)") from None
+    except OSError as exc:  # the live view's port
+        raise UserError(f"the stream worker could not start: {exc} (is a 'tandem worker' "
+                        f"using port {settings.web_port}? choose another with --web-port)") from None
+
+
+async def _stop(app, producer: AIOKafkaProducer, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Stop the worker and the producer; a stop that does not finish is reported, not awaited
+    forever (Ctrl-C must end the demo)."""
+    for what, stop in (("stream worker", app.stop), ("producer", producer.stop)):
+        try:
+            await asyncio.wait_for(stop(), timeout)
+        except asyncio.TimeoutError:
+            log.error("the %s did not stop within %.0f s; leaving it", what, timeout)
+
+
 async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
     from dataclasses import replace
 
@@ -78,8 +103,8 @@ async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=broker, acks="all", enable_idempotence=True)
     await producer.start()
     tandem = create_app(settings)
-    await tandem.app.start()
     try:
+        await _start(tandem.app, settings, timeout)
         # 1-2. inventory → Kafka → Faust → table.
         events = demo_federation()
         print(f"== 1. publishing {len(events)} inventory events (+1 malformed) to "
@@ -159,8 +184,7 @@ async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
         print("   commands published per site (make-before-break order within each site):")
         print("   " + table(("site", "SDN commands", "compute commands"), rows).replace("\n", "\n   "))
     finally:
-        await tandem.app.stop()
-        await producer.stop()
+        await _stop(tandem.app, producer)
 
     # 5. replay.
     rep = await replay(broker, prefix)

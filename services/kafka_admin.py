@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
+from tandem.streams.topic_readiness import wait_until_visible
 from tandem.streams.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -21,9 +22,12 @@ class BrokerUnavailable(RuntimeError):
 
 
 async def ensure_topics(
-    bootstrap: str, specs: Iterable[tuple[str, TopicSpec]], replication: int = 1
+    bootstrap: str, specs: Iterable[tuple[str, TopicSpec]], replication: int = 1,
+    visible_timeout: float | None = 30.0,
 ) -> dict[str, str]:
-    """Create the missing topics; return {name: "created" | "exists"}.
+    """Create the missing topics; return {name: "created" | "exists"} once the broker's
+    metadata shows every one of them with a leader for each partition (`visible_timeout`
+    None: return without waiting, for topics only produced to here).
 
     Existing topics are left as they are (their partition count is checked and a mismatch
     is logged: partitions can only grow, and growing them would move keys between partitions).
@@ -62,6 +66,10 @@ async def ensure_topics(
                 if have != wanted[name].partitions:
                     log.warning("topic %s has %d partitions, the spec says %d",
                                 name, have, wanted[name].partitions)
+        # Created is not yet usable: a consumer subscribing now could be told "unknown topic"
+        # and a Faust worker would then never form its group (tandem.streams.topic_readiness).
+        if visible_timeout is not None:
+            await wait_until_visible(admin._client, wanted, timeout=visible_timeout)  # noqa: SLF001
     finally:
         await admin.close()
     return result
@@ -85,5 +93,25 @@ async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
         doomed = [n for n in names if n in existing]
         if doomed:
             await admin.delete_topics(doomed)
+    finally:
+        await admin.close()
+
+
+async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with `prefix` (a test's or benchmark's run,
+    including the topics its workers created on the way: Faust's changelogs, site command
+    topics). Returns the names deleted.
+
+    Leaving them grows the broker by thousands of topics over many runs; metadata then
+    slows down, and after a restart new topics took seconds to become visible."""
+    if not prefix or not prefix.endswith((".", "-")):
+        raise ValueError(f"refusing to delete by prefix {prefix!r}: it must end in '.' or '-'")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tandem-admin")
+    await admin.start()
+    try:
+        doomed = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
     finally:
         await admin.close()

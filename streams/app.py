@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 
+from tandem.streams import topic_readiness
 from tandem.streams import topics as T
 from tandem.streams.settings import Settings
 
@@ -40,6 +41,7 @@ class Tandem:
 
 def create_app(settings: Settings) -> Tandem:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    topic_readiness.apply()  # Faust's own topics are usable once declared (see the module)
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,
@@ -54,6 +56,7 @@ def create_app(settings: Settings) -> Tandem:
         web_enabled=settings.web_enabled,
         web_port=settings.web_port,
         web_host="127.0.0.1",
+        web_bind="127.0.0.1",  # the live view is unauthenticated: loopback only
         datadir=f"{settings.data_dir}/{settings.app_id}",
         producer_acks=-1,
         table_cleanup_interval=30.0,

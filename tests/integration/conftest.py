@@ -7,14 +7,16 @@ skip, so a CI run without a broker cannot pass by accident.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tandem.services.kafka_admin import delete_topics, ensure_topics
+from tandem.services.kafka_admin import delete_topics, delete_topics_with_prefix, ensure_topics
 from tandem.streams import topics as T
 
 BROKER = os.environ.get("TANDEM_KAFKA", "127.0.0.1:9092")
@@ -46,9 +48,19 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture
-def topic_prefix() -> str:
-    """A fresh topic-name prefix: each test gets its own topics on the shared broker."""
-    return f"test-{uuid.uuid4().hex[:10]}."
+def topic_prefix() -> Iterator[str]:
+    """A fresh topic-name prefix: each test gets its own topics on the shared broker, and
+    every topic under it is deleted afterwards (those its workers created too)."""
+    prefix = f"test-{uuid.uuid4().hex[:10]}."
+    yield prefix
+    run_aside(delete_topics_with_prefix(BROKER, prefix))
+
+
+def run_aside(coro: Any) -> Any:
+    """Run a coroutine to completion on its own loop in a thread: a sync fixture's teardown
+    must not replace the event loop pytest-asyncio is using (asyncio.run would unset it)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 @pytest.fixture

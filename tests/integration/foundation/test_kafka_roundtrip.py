@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tandem.events import new_meta
-from tandem.services.kafka_admin import delete_topics, ensure_topics
+from tandem.services.kafka_admin import delete_topics, delete_topics_with_prefix, ensure_topics
 from tandem.streams import topics as T
 from tandem.v1 import alarms_pb2, commands_pb2, decision_pb2, inventory_pb2, link_state_pb2
 from tandem.v1 import telemetry_pb2, workload_pb2
@@ -87,3 +88,28 @@ async def test_topic_creation_is_idempotent_and_applies_specs(kafka_bootstrap: s
             await admin.close()
     finally:
         await delete_topics(kafka_bootstrap, [n for n, _ in specs])
+
+
+async def test_deleting_by_prefix_takes_every_topic_under_it_and_nothing_else(
+        kafka_bootstrap: str, topic_prefix: str) -> None:
+    ours = T.core_topics(topic_prefix) + [(f"{topic_prefix}app-inventory-changelog",
+                                           T.SPECS[T.INVENTORY_BASE])]
+    sibling = T.core_topics(topic_prefix.rstrip(".") + "x.")[:1]  # same start, other prefix
+    await ensure_topics(kafka_bootstrap, ours + sibling)
+    try:
+        deleted = await delete_topics_with_prefix(kafka_bootstrap, topic_prefix)
+        assert sorted(deleted) == sorted(n for n, _ in ours)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            left = [t for t in await admin.list_topics()
+                    if t.startswith(topic_prefix.rstrip("."))]
+        finally:
+            await admin.close()
+        assert left == [sibling[0][0]]
+        with pytest.raises(ValueError, match="refusing"):
+            await delete_topics_with_prefix(kafka_bootstrap, "")
+        with pytest.raises(ValueError, match="refusing"):
+            await delete_topics_with_prefix(kafka_bootstrap, "test")
+    finally:
+        await delete_topics(kafka_bootstrap, [sibling[0][0]])

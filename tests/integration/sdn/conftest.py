@@ -50,8 +50,12 @@ def layout(wan: dict[str, Any]) -> WanLayout:
 
 
 @pytest.fixture(scope="session")
-def sdn_prefix(kafka_bootstrap: str) -> str:
-    return f"test-sdn-{uuid.uuid4().hex[:8]}."
+def sdn_prefix(kafka_bootstrap: str) -> Iterator[str]:
+    from tandem.services.kafka_admin import delete_topics_with_prefix
+
+    prefix = f"test-sdn-{uuid.uuid4().hex[:8]}."
+    yield prefix
+    asyncio.run(delete_topics_with_prefix(kafka_bootstrap, prefix))
 
 
 @pytest.fixture(scope="session")
