@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from tandem.streams.topic_readiness import wait_until_visible
+from tandem.streams.topic_readiness import wait_until_gone, wait_until_visible
 from tandem.streams.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def _errors(resp: object) -> list[tuple[str, int, str]]:
 
 
 async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
-    """Delete topics (used by tests to clean up their prefixed topics)."""
+    """Delete topics; return once the broker's metadata no longer serves them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tandem-admin")
     await admin.start()
     try:
@@ -93,6 +93,7 @@ async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
         doomed = [n for n in names if n in existing]
         if doomed:
             await admin.delete_topics(doomed)
+            await wait_until_gone(admin._client, doomed)  # noqa: SLF001
     finally:
         await admin.close()
 
@@ -112,6 +113,7 @@ async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> list[str]:
         doomed = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
         if doomed:
             await admin.delete_topics(doomed)
+            await wait_until_gone(admin._client, doomed)  # noqa: SLF001
         return doomed
     finally:
         await admin.close()

@@ -80,6 +80,22 @@ async def wait_until_visible(client: Any, topics: Iterable[str], timeout: float 
         await asyncio.sleep(0.05)  # visible within ~0.2 s of creation on a running broker
 
 
+async def wait_until_gone(client: Any, topics: Iterable[str], timeout: float = 30.0) -> None:
+    """Wait until the broker's metadata no longer serves any of `topics` (deletion, like
+    creation, reaches the metadata a little after the broker answered)."""
+    doomed = sorted(set(topics))
+    deadline = time.monotonic() + timeout
+    while doomed:
+        wrong = await _not_ready(client, doomed)
+        doomed = [t for t in doomed if wrong.get(t) not in ("unknown to the broker",
+                                                           "UnknownTopicOrPartitionError")]
+        if doomed and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(doomed)} topic(s) still served {timeout:.0f} s after "
+                               f"deletion: {', '.join(doomed)}")
+        if doomed:
+            await asyncio.sleep(0.05)
+
+
 def apply() -> None:
     """Make Faust's topic declaration (tables' changelogs, its assignor's leader topic) return
     only once the topic is visible, as `ensure_topics` does for ours."""
