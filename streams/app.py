@@ -59,6 +59,9 @@ def create_app(settings: Settings) -> Tandem:
         web_bind="127.0.0.1",  # the live view is unauthenticated: loopback only
         datadir=f"{settings.data_dir}/{settings.app_id}",
         producer_acks=-1,
+        # Up to 2 ms for a send to share a produce request with the next ones: one request per
+        # message made socket writes and request encoding the decider's largest cost.
+        producer_linger=0.002,
         table_cleanup_interval=30.0,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 4),
