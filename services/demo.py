@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import Counter
 
@@ -37,11 +38,15 @@ from tandem.v1 import decider_pb2, decision_pb2, link_state_pb2
 log = logging.getLogger(__name__)
 
 
+# Only what an earlier demo run created (`demo-<unix time>.…`), never anybody else's topics.
+_DEMO_TOPIC = re.compile(r"^demo-\d{9,}\.")
+
+
 async def _old_demo_topics(broker: str) -> list[str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=broker)
     await admin.start()
     try:
-        return [t for t in await admin.list_topics() if t.startswith("demo-")]
+        return [t for t in await admin.list_topics() if _DEMO_TOPIC.match(t)]
     finally:
         await admin.close()
 
