@@ -77,7 +77,7 @@ async def wait_until_visible(client: Any, topics: Iterable[str], timeout: float 
             raise TimeoutError(
                 f"{len(wrong)} topic(s) still not usable {timeout:.0f} s after creation: "
                 + "; ".join(f"{t} ({why})" for t, why in sorted(wrong.items())))
-        await asyncio.sleep(0.05)  # visible within ~0.2 s of creation on a running broker
+        await asyncio.sleep(0.05)  # usually visible within milliseconds on a running broker
 
 
 async def wait_until_gone(client: Any, topics: Iterable[str], timeout: float = 30.0) -> None:

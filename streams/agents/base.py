@@ -64,7 +64,7 @@ async def ensure_site_topics(tandem: Any, site_id: str) -> None:
         return
     from tandem.services.kafka_admin import ensure_topics
 
-    # Not waiting until they are visible (~0.5 s each, in the inventory fold): this worker
+    # Not waiting until they are visible (that would hold the inventory fold up): this worker
     # only produces to them, and a producer waits for a topic's metadata itself; the units
     # consuming them ensure (and wait for) them on their own start.
     await ensure_topics(tandem.settings.broker,
