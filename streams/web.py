@@ -1,14 +1,23 @@
 """Health and metrics pages on the worker's web endpoint (Faust's web server).
 
-    GET /tandem/health    JSON: decider position and state, table sizes, consumer lag
-    GET /tandem/metrics   Prometheus text format: dead letters, decider, lag per partition
+    GET /tandem/health    JSON: consumer group state, decider position and state, table sizes,
+                          consumer lag
+    GET /tandem/metrics   Prometheus text format: the same as gauges and counters
+
+A watchdog logs an error when the worker's consumer group is stalled (below).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from tandem.streams.deadletter import COUNTS
+
+log = logging.getLogger(__name__)
+
+WATCHDOG_S = 10.0
 
 
 def lag(app: Any) -> dict[str, int]:
@@ -28,11 +37,35 @@ def lag(app: Any) -> dict[str, int]:
     return out
 
 
+def group_state(app: Any) -> dict[str, Any]:
+    """The consumer group as this worker's Kafka consumer sees it.
+
+    `error` is an error aiokafka holds for the consumer's user. Faust collects such errors only
+    while fetching, and it fetches only after its first assignment: while one is held at
+    start-up the group never forms and the worker waits forever, silently (seen when topics
+    were not yet in the broker's metadata; see `tandem.streams.topic_readiness`). Reads
+    aiokafka's and Faust's private state: best effort, never raising."""
+    try:
+        consumer = app.consumer._thread._consumer  # noqa: SLF001
+        coordinator = consumer._coordinator  # noqa: SLF001
+        assigned = len(consumer.assignment())
+    except Exception:
+        return {"state": "not started", "assigned_partitions": 0, "error": None}
+    error = getattr(coordinator, "_pending_exception", None)
+    return {
+        "state": "stalled" if error is not None else ("assigned" if assigned else "waiting"),
+        "assigned_partitions": assigned,
+        "generation": getattr(coordinator, "generation", None),
+        "error": None if error is None else repr(error),
+    }
+
+
 def snapshot(tandem: Any) -> dict[str, Any]:
     runner = tandem.decider
     dec = runner.decider if runner is not None else None
     return {
         "app_id": tandem.settings.app_id,
+        "group": group_state(tandem.app),
         "decider": None if dec is None else {
             "next_offset": runner.next_offset,
             "inputs_folded": dec.count,
@@ -48,7 +81,12 @@ def snapshot(tandem: Any) -> dict[str, Any]:
 
 
 def prometheus(snap: dict[str, Any]) -> str:
-    lines = ["# TYPE tandem_dead_letters_total counter"]
+    group = snap["group"]
+    lines = ["# TYPE tandem_consumer_group_stalled gauge",
+             f"tandem_consumer_group_stalled {int(group['state'] == 'stalled')}",
+             "# TYPE tandem_assigned_partitions gauge",
+             f"tandem_assigned_partitions {group['assigned_partitions']}",
+             "# TYPE tandem_dead_letters_total counter"]
     for key, n in snap["dead_letters"].items():
         consumer, reason = key.split("/", 1)
         lines.append(f'tandem_dead_letters_total{{consumer="{consumer}",reason="{reason}"}} {n}')
@@ -66,8 +104,30 @@ def prometheus(snap: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def watch_group(tandem: Any) -> None:
+    """Say it in the log when the worker's consumer group is stalled, once per distinct error."""
+    reported: set[str] = set()
+    while True:
+        await asyncio.sleep(WATCHDOG_S)
+        error = group_state(tandem.app)["error"]
+        if error is not None and error not in reported:
+            reported.add(error)
+            log.error("consumer group %s is stalled: aiokafka holds %s for the consumer, and "
+                      "Faust does not collect it before its first assignment; this worker "
+                      "processes nothing until it is restarted", tandem.settings.app_id, error)
+
+
 def install(tandem: Any) -> None:
     app = tandem.app
+    # Started with the app's first start, not as a Faust timer: timers start only once the
+    # tables are recovered, which a stalled group never reaches.
+    first_start = app.on_first_start
+
+    async def on_first_start() -> None:
+        await first_start()
+        app.add_future(watch_group(tandem))
+
+    app.on_first_start = on_first_start
 
     @app.page("/tandem/health")
     async def health(web: Any, request: Any) -> Any:

@@ -16,6 +16,7 @@ from tandem.inventory import inventory_key
 from tandem.streams import topics as T
 from tandem.streams.app import Tandem, create_app
 from tandem.streams.settings import Settings
+from tandem.streams.web import group_state
 from tandem.v1 import alarms_pb2
 from tandem.v1 import inventory_pb2 as K
 
@@ -92,6 +93,8 @@ async def test_agent_folds_inventory_and_dead_letters_bad_input(worker: Tandem,
 
     await wait_for(lambda: "link/ams-fra" in table)
     assert sorted(table.keys()) == ["link/ams-fra", "site/ams", "site/fra"]
+    group = group_state(worker.app)  # what /tandem/health reports of the consumer group
+    assert group["state"] == "assigned" and group["error"] is None, group
     assert K.Link.FromString(table["link/ams-fra"]).capacity_ab_mbps == 100.0
 
     letters = await dead_letters(kafka_bootstrap, prefix, 4)
