@@ -53,7 +53,7 @@ def group_state(app: Any) -> dict[str, Any]:
         return {"state": "not started", "assigned_partitions": 0, "error": None}
     error = getattr(coordinator, "_pending_exception", None)
     return {
-        "state": "stalled" if error is not None else ("assigned" if assigned else "waiting"),
+        "state": "error_pending" if error is not None else ("assigned" if assigned else "waiting"),
         "assigned_partitions": assigned,
         "generation": getattr(coordinator, "generation", None),
         "error": None if error is None else repr(error),
@@ -82,8 +82,8 @@ def snapshot(tandem: Any) -> dict[str, Any]:
 
 def prometheus(snap: dict[str, Any]) -> str:
     group = snap["group"]
-    lines = ["# TYPE tandem_consumer_group_stalled gauge",
-             f"tandem_consumer_group_stalled {int(group['state'] == 'stalled')}",
+    lines = ["# TYPE tandem_consumer_group_error_pending gauge",
+             f"tandem_consumer_group_error_pending {int(group['error'] is not None)}",
              "# TYPE tandem_assigned_partitions gauge",
              f"tandem_assigned_partitions {group['assigned_partitions']}",
              "# TYPE tandem_dead_letters_total counter"]
@@ -105,16 +105,20 @@ def prometheus(snap: dict[str, Any]) -> str:
 
 
 async def watch_group(tandem: Any) -> None:
-    """Say it in the log when the worker's consumer group is stalled, once per distinct error."""
+    """Say it in the log when the worker's consumer group is stalled: the same error still held
+    for the consumer one check later (a transient one is collected by Faust's next fetch).
+    Once per distinct error."""
     reported: set[str] = set()
+    previous: str | None = None
     while True:
         await asyncio.sleep(WATCHDOG_S)
         error = group_state(tandem.app)["error"]
-        if error is not None and error not in reported:
+        if error is not None and error == previous and error not in reported:
             reported.add(error)
             log.error("consumer group %s is stalled: aiokafka holds %s for the consumer, and "
                       "Faust does not collect it before its first assignment; this worker "
                       "processes nothing until it is restarted", tandem.settings.app_id, error)
+        previous = error
 
 
 def install(tandem: Any) -> None:
