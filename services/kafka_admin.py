@@ -6,7 +6,7 @@ The topic contracts live in `tandem.streams.topics`; this module only applies th
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
@@ -86,16 +86,8 @@ def _errors(resp: object) -> list[tuple[str, int, str]]:
 
 async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
     """Delete topics; return once the broker's metadata no longer serves them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tandem-admin")
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        doomed = [n for n in names if n in existing]
-        if doomed:
-            await admin.delete_topics(doomed)
-            await wait_until_gone(admin._client, doomed)  # noqa: SLF001
-    finally:
-        await admin.close()
+    wanted = set(names)
+    await _delete(bootstrap, lambda existing: [t for t in existing if t in wanted])
 
 
 async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> list[str]:
@@ -107,10 +99,15 @@ async def delete_topics_with_prefix(bootstrap: str, prefix: str) -> list[str]:
     slows down, and after a restart new topics took seconds to become visible."""
     if not prefix or not prefix.endswith((".", "-")):
         raise ValueError(f"refusing to delete by prefix {prefix!r}: it must end in '.' or '-'")
+    return await _delete(bootstrap, lambda existing: [t for t in existing if t.startswith(prefix)])
+
+
+async def _delete(bootstrap: str, select: Callable[[list[str]], list[str]]) -> list[str]:
+    """Delete the existing topics `select` picks; return them once they are gone."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tandem-admin")
     await admin.start()
     try:
-        doomed = sorted(t for t in await admin.list_topics() if t.startswith(prefix))
+        doomed = sorted(select(await admin.list_topics()))
         if doomed:
             await admin.delete_topics(doomed)
             await wait_until_gone(admin._client, doomed)  # noqa: SLF001
