@@ -109,7 +109,11 @@ async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
     await producer.start()
     tandem = create_app(settings)
     try:
+        print(f"== 0. starting the stream processors (Faust worker, consumer group "
+              f"{settings.app_id!r}) on {broker}", flush=True)
+        started = time.monotonic()
         await _start(tandem.app, settings, timeout)
+        print(f"   ready in {time.monotonic() - started:.1f} s\n", flush=True)
         # 1-2. inventory → Kafka → Faust → table.
         events = demo_federation()
         print(f"== 1. publishing {len(events)} inventory events (+1 malformed) to "
