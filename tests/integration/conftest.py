@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tandem.services.kafka_admin import delete_topics, delete_topics_with_prefix, ensure_topics
+from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
 from tandem.streams import topics as T
 
 BROKER = os.environ.get("TANDEM_KAFKA", "127.0.0.1:9092")
@@ -65,11 +65,9 @@ def run_aside(coro: Any) -> Any:
 
 @pytest.fixture
 async def tandem_topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[str]:
-    """Creates Tandem's core topics under a fresh prefix, deletes them afterwards."""
-    specs = T.core_topics(topic_prefix)
-    await ensure_topics(kafka_bootstrap, specs)
+    """Creates Tandem's core topics under a fresh prefix (`topic_prefix` deletes them)."""
+    await ensure_topics(kafka_bootstrap, T.core_topics(topic_prefix))
     yield topic_prefix
-    await delete_topics(kafka_bootstrap, [name for name, _ in specs])
 
 
 @pytest.fixture

@@ -68,26 +68,23 @@ async def test_every_event_type_roundtrips_through_kafka(kafka_bootstrap: str,
 async def test_topic_creation_is_idempotent_and_applies_specs(kafka_bootstrap: str,
                                                               topic_prefix: str) -> None:
     specs = T.core_topics(topic_prefix) + T.site_topics(["ams"], topic_prefix)
+    first = await ensure_topics(kafka_bootstrap, specs)
+    assert set(first.values()) == {"created"}
+    second = await ensure_topics(kafka_bootstrap, specs)
+    assert set(second.values()) == {"exists"}
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
     try:
-        first = await ensure_topics(kafka_bootstrap, specs)
-        assert set(first.values()) == {"created"}
-        second = await ensure_topics(kafka_bootstrap, specs)
-        assert set(second.values()) == {"exists"}
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            described = {d["topic"]: d for d in await admin.describe_topics([n for n, _ in specs])}
-            for name, spec in specs:
-                assert len(described[name]["partitions"]) == spec.partitions, name
-            inv = T.SPECS[T.INVENTORY_BASE].name(topic_prefix)
-            [res] = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, inv, {"cleanup.policy": None})])
-            entries = {e[0]: e[1] for e in res.resources[0][4]}
-            assert entries["cleanup.policy"] == "compact"
-        finally:
-            await admin.close()
+        described = {d["topic"]: d for d in await admin.describe_topics([n for n, _ in specs])}
+        for name, spec in specs:
+            assert len(described[name]["partitions"]) == spec.partitions, name
+        inv = T.SPECS[T.INVENTORY_BASE].name(topic_prefix)
+        [res] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, inv, {"cleanup.policy": None})])
+        entries = {e[0]: e[1] for e in res.resources[0][4]}
+        assert entries["cleanup.policy"] == "compact"
     finally:
-        await delete_topics(kafka_bootstrap, [n for n, _ in specs])
+        await admin.close()
 
 
 async def test_deleting_by_prefix_takes_every_topic_under_it_and_nothing_else(

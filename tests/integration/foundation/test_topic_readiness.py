@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaClient
 from aiokafka.structs import TopicPartition
 
-from tandem.services.kafka_admin import delete_topics, ensure_topics
+from tandem.services.kafka_admin import ensure_topics
 from tandem.streams import topics as T
 from tandem.streams.app import create_app
 from tandem.streams.settings import Settings
@@ -46,12 +46,8 @@ async def _unready(client: AIOKafkaClient, topics: list[str]) -> dict[str, str]:
 async def test_ensure_topics_returns_when_every_topic_is_in_the_metadata(
         kafka_bootstrap: str, topic_prefix: str, client: AIOKafkaClient) -> None:
     specs = T.core_topics(topic_prefix)
-    names = [n for n, _ in specs]
-    try:
-        await ensure_topics(kafka_bootstrap, specs)
-        assert await _unready(client, names) == {}
-    finally:
-        await delete_topics(kafka_bootstrap, names)
+    await ensure_topics(kafka_bootstrap, specs)
+    assert await _unready(client, [n for n, _ in specs]) == {}
 
 
 async def test_faust_declared_topic_is_in_the_metadata_when_declare_returns(
@@ -67,7 +63,6 @@ async def test_faust_declared_topic_is_in_the_metadata_when_declare_returns(
         assert await _unready(client, [name]) == {}
     finally:
         await producer.stop()
-        await delete_topics(kafka_bootstrap, [name])
 
 
 async def test_a_topic_that_never_appears_is_named_in_the_error(

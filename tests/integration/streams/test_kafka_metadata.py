@@ -8,7 +8,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tandem.services.kafka_admin import delete_topics, ensure_topics
+from tandem.services.kafka_admin import ensure_topics
 from tandem.streams import topics as T
 
 
@@ -39,4 +39,3 @@ async def test_a_topic_known_from_startup_metadata_is_still_delivered(
         assert (await consumer.end_offsets([tp]))[tp] == 1
     finally:
         await consumer.stop()
-        await delete_topics(kafka_bootstrap, [old, new])
