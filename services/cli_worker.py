@@ -222,20 +222,22 @@ def _consumer_states() -> list[str]:
     try:
         from aiokafka import AIOKafkaConsumer
 
+        from tandem.streams.web import consumer_group
+
         for cons in [o for o in gc.get_objects() if isinstance(o, AIOKafkaConsumer)]:
             sub, coord, client = cons._subscription, cons._coordinator, cons._client  # noqa: SLF001
             topics = sorted(sub.subscription.topics) if sub.subscription else []
             known = set(client.cluster.topics())
+            group = consumer_group(cons)
             lines.append(
                 f"--- consumer {id(cons):x} group {getattr(cons, '_group_id', None)}: "
                 f"{len(topics)} topic(s) subscribed, "
                 f"{len([t for t in topics if t not in known])} not in its metadata, "
-                f"assigned {len(cons.assignment())} partition(s), "
+                f"assigned {group['assigned_partitions']} partition(s), "
                 f"coordinator {getattr(coord, 'coordinator_id', None)}, "
                 f"rejoin needed {coord.need_rejoin(sub.subscription) if sub.subscription else '?'}, "
                 f"member {getattr(coord, 'member_id', None)!r}, "
-                f"generation {getattr(coord, 'generation', None)}, "
-                f"error waiting for the user {getattr(coord, '_pending_exception', None)!r}")
+                f"generation {group['generation']}, error held for the user {group['error']}")
     except Exception as exc:
         lines.append(f"--- consumer state unavailable: {exc!r}")
     return lines

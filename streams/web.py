@@ -38,19 +38,23 @@ def lag(app: Any) -> dict[str, int]:
 
 
 def group_state(app: Any) -> dict[str, Any]:
-    """The consumer group as this worker's Kafka consumer sees it.
+    """The consumer group as this worker's Kafka consumer sees it (see `consumer_group`)."""
+    try:
+        return consumer_group(app.consumer._thread._consumer)  # noqa: SLF001
+    except Exception:
+        return {"state": "not started", "assigned_partitions": 0, "error": None}
+
+
+def consumer_group(consumer: Any) -> dict[str, Any]:
+    """State, assigned partitions, generation and held error of one aiokafka consumer.
 
     `error` is an error aiokafka holds for the consumer's user. Faust collects such errors only
     while fetching, and it fetches only after its first assignment: while one is held at
     start-up the group never forms and the worker waits forever, silently (seen when topics
     were not yet in the broker's metadata; see `tandem.streams.topic_readiness`). Reads
-    aiokafka's and Faust's private state: best effort, never raising."""
-    try:
-        consumer = app.consumer._thread._consumer  # noqa: SLF001
-        coordinator = consumer._coordinator  # noqa: SLF001
-        assigned = len(consumer.assignment())
-    except Exception:
-        return {"state": "not started", "assigned_partitions": 0, "error": None}
+    aiokafka's private state."""
+    coordinator = consumer._coordinator  # noqa: SLF001
+    assigned = len(consumer.assignment())
     error = getattr(coordinator, "_pending_exception", None)
     return {
         "state": "error_pending" if error is not None else ("assigned" if assigned else "waiting"),
