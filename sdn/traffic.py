@@ -50,9 +50,12 @@ def send(dst: str, port: int, mbps: float, seconds: float, size: int = 1200) -> 
 
 
 def recv(port: int, seconds: float, bind: str = "0.0.0.0") -> dict[str, float]:
+    """Count what arrives for `seconds`; says "ready" on stderr once the socket is bound (a
+    sender started before that would lose its first packets)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
     s.bind((bind, port))
+    print("ready", file=sys.stderr, flush=True)
     s.settimeout(0.2)
     end = time.perf_counter() + seconds
     total = packets = 0

@@ -19,6 +19,7 @@ BENCHMARKS: tuple[str, ...] = (
     "tandem.bench.sdn_reroute",
     "tandem.bench.ingest",
     "tandem.bench.request_latency",
+    "tandem.bench.fuzz",
 )
 
 

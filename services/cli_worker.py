@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="seconds to wait for each step (start-up, fold, decisions, reaction)")
     d.add_argument("--web-port", dest="web_port", type=int,
                    help="also serve the live view on this port while the demo runs (default: none)")
+    d.add_argument("--hold", action="store_true",
+                   help="after the last step keep the stream processors (and the live view) "
+                        "running until Ctrl-C")
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("replay", help="re-derive every decision from the decider log and "
                                       "compare with the decision log")
@@ -90,7 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.web_port is None:  # nothing to browse in a run that ends by itself
         settings = replace(settings, web_enabled=False)
     signal.signal(signal.SIGUSR2, lambda *_: _dump_stacks())  # as `tandem worker` does
-    return asyncio.run(run_demo(settings, timeout=args.timeout))
+    return asyncio.run(run_demo(settings, timeout=args.timeout, hold=args.hold))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -98,10 +101,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from tandem.services.replay import replay
 
+    from tandem.cli import UserError
+
     settings = _settings(args)
-    rep = asyncio.run(replay(settings.broker, settings.topic_prefix))
+    try:
+        rep = asyncio.run(replay(settings.broker, settings.topic_prefix))
+    except Exception as exc:  # the broker or a topic is missing: say which, no traceback
+        raise UserError(f"replay could not read the logs on {settings.broker}: {exc}") from None
     print(f"replayed {rep.inputs} decider inputs in {rep.seconds:.2f} s: {rep.derived} decisions "
           f"re-derived, {rep.logged} on the log, {rep.matched} identical")
+    if rep.refused:
+        print(f"{sum(rep.refused.values())} decider-log records refused (dead-lettered by the "
+              f"worker too): " + ", ".join(f"{k} {v}" for k, v in sorted(rep.refused.items())))
+        for ex in rep.refused_examples:
+            print(f"  {ex}")
+    if rep.undecodable_decisions:
+        print(f"{rep.undecodable_decisions} records on the decisions topic are not decisions")
     if rep.ok:
         print("replay matches the decision log")
         return 0

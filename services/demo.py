@@ -20,6 +20,7 @@ import asyncio
 import logging
 import re
 import time
+from typing import Any
 from collections import Counter
 
 from aiokafka import AIOKafkaProducer
@@ -31,7 +32,7 @@ from tandem.services.demo_data import demo_federation, demo_requests
 from tandem.services.kafka_admin import BrokerUnavailable, delete_topics, ensure_topics
 from tandem.services.render import render_decision, render_inventory, table
 from tandem.streams import topics as T
-from tandem.streams.agents.decider import read_all_partitions
+from tandem.streams.readback import read_all_partitions
 from tandem.streams.settings import Settings
 from tandem.v1 import decider_pb2, decision_pb2, link_state_pb2
 
@@ -84,7 +85,17 @@ async def _stop(app, producer: AIOKafkaProducer, timeout: float = 30.0) -> None:
             log.error("the %s did not stop within %.0f s; leaving it", what, timeout)
 
 
-async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
+def decided_through(tandem: Any) -> int:
+    """The decider log's committed position on this worker (inputs below it are decided and
+    their outputs committed), or -1 while it owns no decider partition."""
+    loop = tandem.loops["control"]
+    for tp, st in loop.parts.items():
+        if tp.topic.endswith(T.DECIDER_BASE):
+            return int(st.position)
+    return -1
+
+
+async def run_demo(settings: Settings, timeout: float = 60.0, hold: bool = False) -> int:
     from dataclasses import replace
 
     from tandem.cli import UserError
@@ -129,10 +140,12 @@ async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
         async def folded() -> bool:
             runner = tandem.decider
             return (wanted <= set(table_.keys()) and runner.decider is not None
-                    and runner.decider.count >= len(events))
+                    and runner.decider.count >= len(events)
+                    and len(await read_all_partitions(broker, name(T.DEAD_LETTERS_BASE))) >= 1)
 
         await _wait(folded, timeout, "the inventory fold")
-        print("\n== 2. topology folded by Faust, read back from the inventory table:\n")
+        print("\n== 2. topology folded by the stream processors, read back from the inventory "
+              "table:\n")
         print(render_inventory({k: table_[k] for k in sorted(table_.keys())}))
         letters = await read_all_partitions(broker, name(T.DEAD_LETTERS_BASE))
         print(f"\n   dead letters: {len(letters)} (the malformed record, kept with its origin)")
@@ -169,14 +182,14 @@ async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
                                      value=down.SerializeToString())
 
         async def reacted() -> bool:
+            # The link-state input is on the decider log, and the decider's transaction for
+            # it is committed (its decisions are then readable).
             inputs = await read_all_partitions(broker, name(T.DECIDER_BASE))
-            seen = any(decider_pb2.DeciderInput.FromString(r.value).HasField("link_state")
-                       for r in inputs)
-            runner = tandem.decider
-            return seen and runner.next_offset is not None and runner.next_offset >= len(inputs)
+            at = [r.offset for r in inputs
+                  if decider_pb2.DeciderInput.FromString(r.value).HasField("link_state")]
+            return bool(at) and decided_through(tandem) > at[0]
 
         await _wait(reacted, timeout, "the reaction")
-        await asyncio.sleep(0.5)
         after = await decisions()
         reactions = [d for d in after if d.meta.event_id not in {x.meta.event_id for x in first}]
         if not reactions:
@@ -192,15 +205,17 @@ async def run_demo(settings: Settings, timeout: float = 60.0) -> int:
                 rows.append((sid, n, c))
         print("   commands published per site (make-before-break order within each site):")
         print("   " + table(("site", "SDN commands", "compute commands"), rows).replace("\n", "\n   "))
+        # 5. replay (the worker still runs: replay only reads the logs).
+        rep = await replay(broker, prefix)
+        print(f"\n== 5. replay: {rep.inputs} decider inputs folded again from offset 0 in "
+              f"{rep.seconds:.2f} s: {rep.matched}/{rep.derived} decisions identical to the log"
+              + ("" if rep.ok else f"; FIRST DIVERGENCE: {rep.first_divergence}"))
+        print(f"\nTopics of this run carry the prefix {prefix!r}; e.g. read the decisions with "
+              f"`tandem replay --topic-prefix {prefix}`.", flush=True)
+        if hold:
+            print("\n   holding: the stream processors keep running (Ctrl-C ends the demo)",
+                  flush=True)
+            await asyncio.Event().wait()
     finally:
         await _stop(tandem.app, producer)
-
-    # 5. replay.
-    rep = await replay(broker, prefix)
-    print(f"\n== 5. replay: {rep.inputs} decider inputs folded again from offset 0 in "
-          f"{rep.seconds:.2f} s: {rep.matched}/{rep.derived} decisions identical to the log"
-          + ("" if rep.ok else f"; FIRST DIVERGENCE: {rep.first_divergence}"))
-    print(f"\nTopics of this run carry the prefix {prefix!r}; e.g. read the decisions with "
-          f"`tandem replay --topic-prefix {prefix}`.")
     return 0 if rep.ok else 1
-

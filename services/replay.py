@@ -1,25 +1,29 @@
 """`tandem replay`: rebuild the decider's state from offset 0 and check the decision log.
 
-A fresh `Decider` (no state, nothing cached) folds the whole decider log — the same pure code
-the worker runs — and every decision it derives is compared, by event id and then field by
-field, with the decision published on the decisions topic. The first divergence is reported
-with the input that caused it; decisions on the log that the replay does not derive (and the
-reverse) are reported too.
+A fresh `Decider` (no state, nothing cached) folds the whole decider log — the same pure code,
+the same validation, the same record timestamps the worker used — and every decision it
+derives is compared, by event id and then field by field, with the decision published on the
+decisions topic. The first divergence is reported with the input that caused it; decisions on
+the log that the replay does not derive (and the reverse) are reported too, and so are the
+records the replay refuses (they were dead-lettered by the worker: the report counts them by
+reason and names the first few). Records on the decisions topic that do not decode are counted,
+never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
 from tandem.decider import Decider
 from tandem.streams import topics as T
-from tandem.streams.agents.decider import read_all_partitions, read_topic
-from tandem.v1 import decider_pb2, decision_pb2
-from tandem.validation import InvalidEvent, check_meta, decode
+from tandem.streams.readback import read_all_partitions, read_topic
+from tandem.v1 import decision_pb2
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,11 @@ class ReplayReport:
     first_divergence: str = ""
     missing_from_log: list[str] = field(default_factory=list)
     not_rederived: list[str] = field(default_factory=list)
+    # Decider-log records the replay refused, by reason (the worker dead-lettered them).
+    refused: Counter[str] = field(default_factory=Counter)
+    refused_examples: list[str] = field(default_factory=list)
+    # Records on the decisions topic that are not decisions (written there by something else).
+    undecodable_decisions: int = 0
 
     @property
     def ok(self) -> bool:
@@ -53,22 +62,28 @@ async def replay(broker: str, prefix: str = "") -> ReplayReport:
     started = time.monotonic()
     report = ReplayReport()
     inputs = await read_topic(broker, T.SPECS[T.DECIDER_BASE].name(prefix))
-    logged_records = await read_all_partitions(broker, T.SPECS[T.DECISIONS_BASE].name(prefix))
-    logged = {}
-    for r in logged_records:
-        d = decision_pb2.Decision.FromString(r.value)
+    logged: dict[str, decision_pb2.Decision] = {}
+    for r in await read_all_partitions(broker, T.SPECS[T.DECISIONS_BASE].name(prefix)):
+        try:
+            d = decision_pb2.Decision.FromString(r.value or b"")
+        except DecodeError:
+            report.undecodable_decisions += 1
+            continue
+        if not d.meta.event_id:
+            report.undecodable_decisions += 1
+            continue
         logged[d.meta.event_id] = d
     report.logged = len(logged)
     decider = Decider()
     derived_ids: set[str] = set()
     for r in inputs:
-        try:
-            inp = decode(decider_pb2.DeciderInput, r.value)
-            check_meta(inp)
-        except InvalidEvent:
+        out = decider.fold_record(r.value, r.timestamp / 1000.0)
+        if out.invalid is not None:
+            report.refused[out.invalid.reason] += 1
+            if len(report.refused_examples) < 5:
+                report.refused_examples.append(f"offset {r.offset}: {out.invalid}")
             continue
         report.inputs += 1
-        out = decider.fold(inp)
         for d in out.decisions:
             report.derived += 1
             derived_ids.add(d.meta.event_id)
@@ -77,15 +92,13 @@ async def replay(broker: str, prefix: str = "") -> ReplayReport:
                 report.missing_from_log.append(d.meta.event_id)
                 if not report.first_divergence:
                     report.first_divergence = (
-                        f"decider input at offset {r.offset} ({inp.WhichOneof('input')} "
-                        f"{inp.meta.event_id}) derives decision {d.meta.event_id} for "
-                        f"{d.workload_id}, which is not on the decision log")
+                        f"decider input at offset {r.offset} derives decision "
+                        f"{d.meta.event_id} for {d.workload_id}, which is not on the decision log")
             elif have.SerializeToString(deterministic=True) != d.SerializeToString(deterministic=True):
                 if not report.first_divergence:
                     report.first_divergence = (
-                        f"decider input at offset {r.offset} ({inp.WhichOneof('input')} "
-                        f"{inp.meta.event_id}): decision {d.meta.event_id} for {d.workload_id} "
-                        f"differs: {_diff(d, have)}")
+                        f"decider input at offset {r.offset}: decision {d.meta.event_id} for "
+                        f"{d.workload_id} differs: {_diff(d, have)}")
             else:
                 report.matched += 1
     report.not_rederived = sorted(set(logged) - derived_ids)

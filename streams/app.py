@@ -2,9 +2,13 @@
 
 `create_app(settings)` builds an app with its topics, tables and agents; the module-level
 `app` (built from the environment) is what `tandem worker` and `faust -A tandem.streams.app`
-run. Agents are a few lines each: decode, call the pure core, update a table, send.
-Values travel as raw protobuf bytes and are decoded inside the agents, so that a record that
-does not decode is dead-lettered with its origin instead of being dropped by a codec.
+run. Faust hosts the worker (tables, web pages, timers, lifecycle); the input topics are read by
+three exactly-once loops of our own (`tandem.streams.txloop`), started once the tables are
+recovered: "control" (inventory, requests, link state, the decider log), "noc" (the JSON
+mirrors of decisions and alarms) and "telemetry". Handlers are a few lines each: decode, call
+the pure core, update a table, return outputs. Values travel as raw protobuf bytes and are
+decoded inside the handlers, so that a record that does not decode is dead-lettered with its
+origin instead of being dropped by a codec.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import faust
 from tandem.streams import topic_readiness
 from tandem.streams import topics as T
 from tandem.streams.settings import Settings
+from tandem.streams.txloop import TxLoop
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,7 @@ class Tandem:
     # Sites whose per-site command topics this process has made sure exist.
     sites_with_topics: set[str] = field(default_factory=set)
     decider: Any = None
+    loops: dict[str, TxLoop] = field(default_factory=dict)
 
     def topic(self, base: str) -> faust.TopicT:
         return self.topics[base]
@@ -65,9 +71,8 @@ def create_app(settings: Settings) -> Tandem:
         table_cleanup_interval=30.0,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 4),
-        # At-least-once plus idempotency keyed by input and request ids (see
-        # streams/agents/decider.py): Kafka transactions would hold every decision back until
-        # the next commit interval, against the request→decision latency target.
+        # Faust's own consumer only follows the tables' changelogs: the inputs are read by
+        # our transactional loops (exactly once), see tandem.streams.txloop.
         processing_guarantee="at_least_once",
     )
     topics = {
@@ -79,13 +84,27 @@ def create_app(settings: Settings) -> Tandem:
     from tandem.streams import web
     from tandem.streams.agents import clock, decider, forward, inventory, noc_mirror, telemetry
 
-    inventory.install(tandem)
-    telemetry.install(tandem)  # needs the inventory table
-    noc_mirror.install(tandem)
-    forward.install(tandem)
-    decider.install(tandem)
+    name = lambda base: T.SPECS[base].name(settings.topic_prefix)  # noqa: E731
+    inv = inventory.install(tandem)
+    tel = telemetry.install(tandem)  # needs the inventory table
+    mirrors = noc_mirror.install(tandem)
+    requests, link_state = forward.install(tandem)
+    dec = decider.install(tandem)
     clock.install(tandem)
     web.install(tandem)
+    loops = {
+        "control": {T.INVENTORY_BASE: inv, T.REQUESTS_BASE: requests,
+                    T.LINK_STATE_BASE: link_state, T.DECIDER_BASE: dec},
+        "noc": mirrors,
+        "telemetry": {T.TELEMETRY_BASE: tel},
+    }
+    for loop_name, handlers in loops.items():
+        loop = TxLoop(name=loop_name, broker=settings.broker, app_id=settings.app_id,
+                      handlers={name(b): h for b, h in handlers.items()},
+                      bases={name(b): b for b in handlers},
+                      max_records=5000 if loop_name == "telemetry" else 500)
+        tandem.loops[loop_name] = loop
+        app.service(loop.service())
     return tandem
 
 

@@ -1,49 +1,81 @@
 """Dead-lettering: the one way a stream processor gives up on an input record.
 
-The record is kept whole (key and payload bytes) with its origin (topic, partition, offset)
-and the reason, a counter is raised, and a warning is logged; the agent then goes on.
+The record is kept (key and payload) with its origin (topic, partition, offset), the reason
+and the consumer; a counter is raised and a warning logged; the processor goes on. The dead
+letter is an output of the transaction that consumes the record (`tandem.streams.txloop`), so
+it is published exactly once however often the record is re-read; and each input topic is read
+by one handler only (the link-state handler also writes the NOC's JSON mirror of it), so a bad
+record yields one dead letter, not one per reader.
+
+Dead-lettering cannot fail for size: key and payload are kept whole up to `KEEP_WHOLE`
+bytes; beyond that only an excerpt of `EXCERPT` bytes is kept, with the size and a SHA-256 of
+the whole (a 1 MB record used to make the dead letter itself too large to produce, and the
+worker died on it again and again). The detail is cut to `MAX_DETAIL` characters.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
-from typing import Any
 
-from tandem.events import new_meta
+from tandem.events import derived_id, new_meta
+from tandem.streams.txloop import Out, Record
 from tandem.v1 import alarms_pb2
 
 log = logging.getLogger(__name__)
 
+KEEP_WHOLE = 64 * 1024
+EXCERPT = 4 * 1024
+MAX_DETAIL = 2_000
+
 # Dead letters per (consumer, reason), read by the metrics page and by tests.
 COUNTS: Counter[tuple[str, str]] = Counter()
+
+
+def _bounded(data: bytes | None) -> tuple[bytes, bool]:
+    data = data or b""
+    if len(data) <= KEEP_WHOLE:
+        return data, False
+    return data[:EXCERPT], True
 
 
 def build_dead_letter(
     *, topic: str, partition: int, offset: int, key: bytes | None, payload: bytes | None,
     reason: str, detail: str, consumer: str,
 ) -> alarms_pb2.DeadLetter:
+    """A dead letter for one record; its id is derived from the record's origin, so that a
+    downstream reader can tell a repeat from a second bad record."""
+    kept_payload, payload_cut = _bounded(payload)
+    kept_key, key_cut = _bounded(key)
+    if len(detail) > MAX_DETAIL:
+        detail = detail[:MAX_DETAIL] + f"... ({len(detail)} characters)"
     return alarms_pb2.DeadLetter(
-        meta=new_meta(source=f"streams/{consumer}"),
+        meta=new_meta(source=f"streams/{consumer}",
+                      event_id=derived_id("dead-letter", topic, str(partition), str(offset))),
         origin_topic=topic,
         origin_partition=partition,
         origin_offset=offset,
-        origin_key=key or b"",
-        payload=payload or b"",
+        origin_key=kept_key,
+        payload=kept_payload,
         reason=reason,
         detail=detail,
         consumer=consumer,
+        payload_size=len(payload or b""),
+        payload_sha256=hashlib.sha256(payload or b"").hexdigest(),
+        payload_truncated=payload_cut,
+        key_size=len(key or b""),
+        key_truncated=key_cut,
     )
 
 
-async def dead_letter(topic: Any, event: Any, reason: str, detail: str, consumer: str) -> None:
-    """Send the Faust `event`'s record to the dead-letter `topic` (a faust Topic)."""
-    msg = event.message
-    key = msg.key if isinstance(msg.key, bytes | type(None)) else str(msg.key).encode()
-    value = msg.value if isinstance(msg.value, bytes | type(None)) else bytes(msg.value)
-    dl = build_dead_letter(topic=msg.topic, partition=msg.partition, offset=msg.offset, key=key,
-                           payload=value, reason=reason, detail=detail, consumer=consumer)
+def dead_letter(dead_letter_topic: str, rec: Record, reason: str, detail: str,
+                consumer: str) -> Out:
+    """The dead letter of `rec` as an output of the transaction consuming it."""
+    dl = build_dead_letter(topic=rec.topic, partition=rec.partition, offset=rec.offset,
+                           key=rec.key, payload=rec.value, reason=reason, detail=detail,
+                           consumer=consumer)
     COUNTS[(consumer, reason)] += 1
-    log.warning("dead letter from %s[%d]@%d (%s): %s: %s", msg.topic, msg.partition, msg.offset,
-                consumer, reason, detail)
-    await topic.send(key=msg.topic.encode(), value=dl.SerializeToString())
+    log.warning("dead letter from %s[%d]@%d (%s): %s: %s", rec.topic, rec.partition, rec.offset,
+                consumer, reason, dl.detail)
+    return Out(dead_letter_topic, dl.SerializeToString(), key=rec.topic.encode())

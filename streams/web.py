@@ -1,7 +1,8 @@
 """Health and metrics pages on the worker's web endpoint (Faust's web server).
 
-    GET /tandem/health    JSON: consumer group state, decider position and state, table sizes,
-                          consumer lag
+    GET /tandem/health    JSON: consumer group state, each processing loop (partitions owned,
+                          batches, aborts, failing partitions), decider position and state,
+                          table sizes, dead letters, consumer lag
     GET /tandem/metrics   Prometheus text format: the same as gauges and counters
 
 A watchdog logs an error when the worker's consumer group is stalled (below).
@@ -20,29 +21,35 @@ log = logging.getLogger(__name__)
 WATCHDOG_S = 10.0
 
 
-def lag(app: Any) -> dict[str, int]:
-    """Records not yet read, per "topic[partition]" assigned to this worker."""
+async def lag(tandem: Any) -> dict[str, int]:
+    """Records not yet processed, per "topic[partition]" owned by this worker's loops."""
     out: dict[str, int] = {}
-    consumer = app.consumer
-    read = getattr(app.monitor, "tp_read_offsets", None) or {}
-    for tp in sorted(consumer.assignment(), key=lambda t: (t.topic, t.partition)):
+    for loop in tandem.loops.values():
         try:
-            high = consumer.highwater(tp)
-        except Exception:  # not fetched yet
-            continue
-        if high is None:
-            continue
-        pos = read.get(tp, -1) + 1
-        out[f"{tp.topic}[{tp.partition}]"] = max(0, int(high) - pos)
+            out.update(await loop.lag())
+        except Exception as exc:  # the broker is away: say so in the log, not as a 500
+            log.debug("lag of loop %s unavailable: %r", loop.name, exc)
     return out
 
 
 def group_state(app: Any) -> dict[str, Any]:
-    """The consumer group as this worker's Kafka consumer sees it (see `consumer_group`)."""
+    """The consumer group as Faust's consumer (tables) sees it (see `consumer_group`)."""
     try:
         return consumer_group(app.consumer._thread._consumer)  # noqa: SLF001
     except Exception:
         return {"state": "not started", "assigned_partitions": 0, "error": None}
+
+
+def loop_groups(tandem: Any) -> dict[str, dict[str, Any]]:
+    """The consumer group state of each processing loop."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, loop in tandem.loops.items():
+        try:
+            out[name] = consumer_group(loop.consumer) if loop.consumer is not None else {
+                "state": "not started", "assigned_partitions": 0, "error": None}
+        except Exception:
+            out[name] = {"state": "not started", "assigned_partitions": 0, "error": None}
+    return out
 
 
 def consumer_group(consumer: Any) -> dict[str, Any]:
@@ -64,33 +71,45 @@ def consumer_group(consumer: Any) -> dict[str, Any]:
     }
 
 
-def snapshot(tandem: Any) -> dict[str, Any]:
-    runner = tandem.decider
-    dec = runner.decider if runner is not None else None
+async def snapshot(tandem: Any) -> dict[str, Any]:
+    handler = tandem.decider
+    dec = handler.decider if handler is not None else None
+    groups = loop_groups(tandem)
     return {
         "app_id": tandem.settings.app_id,
         "group": group_state(tandem.app),
+        "loops": {name: {**loop.health(), "group_state": groups[name]}
+                  for name, loop in tandem.loops.items()},
         "decider": None if dec is None else {
-            "next_offset": runner.next_offset,
+            "next_offset": handler.next_offset,
             "inputs_folded": dec.count,
             "workloads_active": 0 if dec.state is None else len(dec.state.workloads),
             "sites": len(dec.topology.sites),
             "links": len(dec.topology.links),
-            "decisions_published": len(runner.published),
+            "recoveries": handler.recoveries,
         },
         "tables": {name: len(t) for name, t in tandem.tables.items()},
         "dead_letters": {f"{c}/{r}": n for (c, r), n in sorted(COUNTS.items())},
-        "lag": lag(tandem.app),
+        "lag": await lag(tandem),
     }
 
 
 def prometheus(snap: dict[str, Any]) -> str:
     group = snap["group"]
+    loops = snap["loops"]
+    pending = int(group["error"] is not None) + sum(
+        int(lp["group_state"]["error"] is not None) for lp in loops.values())
     lines = ["# TYPE tandem_consumer_group_error_pending gauge",
-             f"tandem_consumer_group_error_pending {int(group['error'] is not None)}",
+             f"tandem_consumer_group_error_pending {pending}",
              "# TYPE tandem_assigned_partitions gauge",
              f"tandem_assigned_partitions {group['assigned_partitions']}",
-             "# TYPE tandem_dead_letters_total counter"]
+             "# TYPE tandem_loop_partitions gauge"]
+    for name, lp in loops.items():
+        lines.append(f'tandem_loop_partitions{{loop="{name}"}} {len(lp["partitions"])}')
+    lines.append("# TYPE tandem_loop_aborts_total counter")
+    for name, lp in loops.items():
+        lines.append(f'tandem_loop_aborts_total{{loop="{name}"}} {lp["aborts"]}')
+    lines.append("# TYPE tandem_dead_letters_total counter")
     for key, n in snap["dead_letters"].items():
         consumer, reason = key.split("/", 1)
         lines.append(f'tandem_dead_letters_total{{consumer="{consumer}",reason="{reason}"}} {n}')
@@ -100,7 +119,7 @@ def prometheus(snap: dict[str, Any]) -> str:
         lines.append(f'tandem_consumer_lag{{topic="{topic}",partition="{part}"}} {n}')
     d = snap["decider"]
     if d is not None:
-        for key in ("inputs_folded", "workloads_active", "decisions_published", "sites", "links"):
+        for key in ("inputs_folded", "workloads_active", "recoveries", "sites", "links"):
             lines.append(f"# TYPE tandem_decider_{key} gauge")
             lines.append(f"tandem_decider_{key} {d[key]}")
     for name, n in snap["tables"].items():
@@ -108,21 +127,34 @@ def prometheus(snap: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class GroupWatch:
+    """When to say a group is stalled: the same error still held one check after it was first
+    seen (a transient one is collected by Faust's next fetch), once per distinct error."""
+
+    def __init__(self) -> None:
+        self.reported: set[str] = set()
+        self.previous: str | None = None
+
+    def check(self, error: str | None) -> str | None:
+        """The error to report now, if any, given the error held at this check."""
+        report = None
+        if error is not None and error == self.previous and error not in self.reported:
+            self.reported.add(error)
+            report = error
+        self.previous = error
+        return report
+
+
 async def watch_group(tandem: Any) -> None:
-    """Say it in the log when the worker's consumer group is stalled: the same error still held
-    for the consumer one check later (a transient one is collected by Faust's next fetch).
-    Once per distinct error."""
-    reported: set[str] = set()
-    previous: str | None = None
+    """Say it in the log when the worker's consumer group is stalled (see `GroupWatch`)."""
+    watch = GroupWatch()
     while True:
         await asyncio.sleep(WATCHDOG_S)
-        error = group_state(tandem.app)["error"]
-        if error is not None and error == previous and error not in reported:
-            reported.add(error)
+        error = watch.check(group_state(tandem.app)["error"])
+        if error is not None:
             log.error("consumer group %s is stalled: aiokafka holds %s for the consumer, and "
                       "Faust does not collect it before its first assignment; this worker "
                       "processes nothing until it is restarted", tandem.settings.app_id, error)
-        previous = error
 
 
 def install(tandem: Any) -> None:
@@ -139,8 +171,8 @@ def install(tandem: Any) -> None:
 
     @app.page("/tandem/health")
     async def health(web: Any, request: Any) -> Any:
-        return web.json(snapshot(tandem))
+        return web.json(await snapshot(tandem))
 
     @app.page("/tandem/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.text(prometheus(snapshot(tandem)), content_type="text/plain")
+        return web.text(prometheus(await snapshot(tandem)), content_type="text/plain")

@@ -5,13 +5,20 @@ call `Decider.fold` on the same inputs in the same order and so derive the same 
 with the same event ids (derived from the input's id), the same reservation ids and the same
 commands. Time comes from the inputs (their event time), never from the clock.
 
-Idempotency: an input id folded once is ignored when it comes again (a forward repeated after
-a crash), and a request id answered once is not answered twice (a client or agent resending
-it). Recovery therefore only has to fold the log again.
+Idempotency: an input id folded once is ignored when it comes again with the same content (a
+forward repeated after a crash), and a request id answered once is not answered twice (a client
+or agent resending it). The same id on *different* content is refused as reused: it cannot be
+told from a repeat, so it would otherwise vanish without a word.
+
+Validation in one place: `fold_record` decodes and checks every record of the log with the
+checks the input agents apply (ranges, physical bounds, references against the decider's own
+topology), because anything can be written to the log directly. A record that fails, or on
+which the engine raises, changes nothing: `fold` restores the state it had before the input.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -27,6 +34,11 @@ from tandem.pbconvert import decision_to_pb, link_from_pb, request_from_pb, site
 from tandem.v1 import alarms_pb2, commands_pb2, decider_pb2, decision_pb2, inventory_pb2
 from tandem.v1 import link_state_pb2
 from tandem.commands import Layout, commands_for
+from tandem.inventory import check_inventory
+from tandem.linkstate import check_link_state
+from tandem.requests import check_request
+from tandem.validation import (EVENT_ID_REUSED, INVALID, PROCESSING_ERROR, REQUEST_ID_REUSED,
+                               InvalidEvent, check_meta, check_ranges, decode, require)
 
 log = logging.getLogger(__name__)
 SOURCE = "streams/decider"
@@ -40,6 +52,11 @@ class Outputs:
     sdn: list[commands_pb2.SdnCommand] = field(default_factory=list)
     compute: list[commands_pb2.ComputeCommand] = field(default_factory=list)
     alarms: list[alarms_pb2.Alarm] = field(default_factory=list)
+    # The input was refused (bad, or an id reused on different content): the state is as
+    # before, and the record is to be dead-lettered with this reason.
+    invalid: InvalidEvent | None = None
+    # The input repeats one already folded (same id, same content): nothing to do.
+    duplicate: bool = False
 
 
 @dataclass
@@ -68,24 +85,87 @@ class Decider:
         self.topology = Topology()
         self.state: State | None = None
         self.oper: dict[str, _LinkOper] = {}
-        self.inputs_folded: set[str] = set()
-        self.requests_answered: dict[str, str] = {}
+        # input id -> digest of its content; request id -> (decision id, digest of the order)
+        self.inputs_folded: dict[str, bytes] = {}
+        self.requests_answered: dict[str, tuple[str, bytes]] = {}
         self.dpids: dict[str, int] = {}
         self.ports: dict[str, tuple[int, int]] = {}
         self.layout = Layout(self.topology)
         self.count = 0
+        self._order = b""  # digest of the request being answered
+        self._answered_now: list[str] = []  # request ids answered by the input being folded
 
     # ---------------------------------------------------------------------------- fold
+    def fold_record(self, payload: bytes | None, now: float) -> Outputs:
+        """Decode, validate and fold one record of the decider log.
+
+        `now` is the record's own timestamp (not the clock), so that replaying the log judges
+        "from the future" exactly as the worker did. Never raises for a bad record: the refusal
+        is in `Outputs.invalid` and the state is untouched."""
+        try:
+            inp = decode(decider_pb2.DeciderInput, payload)
+            self.check(inp, now)
+            return self.fold(inp)
+        except InvalidEvent as bad:
+            return Outputs(invalid=bad)
+        except Exception as exc:  # the engine failed on a valid input: keep it, say why
+            log.exception("decider: input failed; state left as before it")
+            return Outputs(invalid=InvalidEvent(PROCESSING_ERROR, repr(exc)[:500]))
+
+    def check(self, inp: decider_pb2.DeciderInput, now: float) -> None:
+        """The input agents' checks, against the decider's own topology (raises InvalidEvent)."""
+        check_meta(inp, now)
+        check_ranges(inp)
+        which = inp.WhichOneof("input")
+        require(which is not None, INVALID, "input: none of request, inventory, link_state, "
+                                            "reoptimise, tick is set")
+        topo = self.topology
+        if which == "request":
+            check_request(inp.request, topo.sites, now)
+        elif which == "inventory":
+            check_inventory(inp.inventory, topo.sites, topo.links, now)
+        elif which == "link_state":
+            check_link_state(inp.link_state, topo.links, now)
+        elif which == "tick":
+            require(inp.tick.HasField("at"), INVALID, "tick.at: missing")
+            require(bool(inp.tick.reason), INVALID, "tick.reason: empty")
+
     def fold(self, inp: decider_pb2.DeciderInput) -> Outputs:
-        out = Outputs()
+        """Fold one (valid) input; all or nothing: if it raises, the state is as before."""
         iid = inp.meta.event_id
-        if iid in self.inputs_folded:
-            log.info("decider: input %s already folded: ignored", iid)
-            return out
-        self.inputs_folded.add(iid)
+        which = inp.WhichOneof("input")
+        inner = getattr(inp, which) if which else inp
+        digest = hashlib.blake2b(inner.SerializeToString(deterministic=True),
+                                 digest_size=16).digest()
+        seen = self.inputs_folded.get(iid)
+        if seen is not None:
+            if seen == digest:
+                log.info("decider: input %s already folded: ignored", iid)
+                return Outputs(duplicate=True)
+            original = inner.meta.event_id if hasattr(inner, "meta") else iid
+            raise InvalidEvent(EVENT_ID_REUSED, f"meta.event_id = {original!r} was used before "
+                                                "by a different event")
+        # Everything `_fold` may change: immutable values are kept as they are, the small
+        # per-element dicts copied; request ids answered are undone key by key (that dict
+        # grows with every request, too large to copy per input).
+        saved = (self.topology, self.state, self.layout, dict(self.oper), dict(self.dpids),
+                 dict(self.ports), self.count)
+        self._answered_now = []
+        try:
+            out = self._fold(inp, which)
+        except BaseException:
+            (self.topology, self.state, self.layout, self.oper, self.dpids, self.ports,
+             self.count) = saved
+            for rid in self._answered_now:
+                self.requests_answered.pop(rid, None)
+            raise
+        self.inputs_folded[iid] = digest
+        return out
+
+    def _fold(self, inp: decider_pb2.DeciderInput, which: str | None) -> Outputs:
+        out = Outputs()
         self.count += 1
         at = meta_time(inp.meta)
-        which = inp.WhichOneof("input")
         if which == "inventory":
             self._on_inventory(inp, inp.inventory, at, out)
         elif which == "link_state":
@@ -175,10 +255,19 @@ class Decider:
     # ---------------------------------------------------------------------- requests
     def _on_request(self, inp: decider_pb2.DeciderInput, at: float, out: Outputs) -> None:
         ev = inp.request
-        if ev.request_id in self.requests_answered:
+        op = ev.WhichOneof("op")
+        order = hashlib.blake2b(getattr(ev, op).SerializeToString(deterministic=True) + op.encode(),
+                                digest_size=16).digest()
+        answered = self.requests_answered.get(ev.request_id)
+        if answered is not None:
+            if answered[1] != order:
+                raise InvalidEvent(REQUEST_ID_REUSED, f"request_id = {ev.request_id!r} was "
+                                                      f"answered before ({answered[0]}) for a "
+                                                      "different order")
             log.info("decider: request %s already answered by %s: ignored", ev.request_id,
-                     self.requests_answered[ev.request_id])
+                     answered[0])
             return
+        self._order = order
         if self.state is None:
             self.state = State.empty(self.topology, at)
         if ev.WhichOneof("op") == "release":
@@ -212,7 +301,8 @@ class Decider:
             msg.request_id = cause
         out.decisions.append(msg)
         if new.request_id and index == 0 and inp.WhichOneof("input") == "request":
-            self.requests_answered[new.request_id] = msg.meta.event_id
+            self.requests_answered[new.request_id] = (msg.meta.event_id, self._order)
+            self._answered_now.append(new.request_id)
         sdn, compute = commands_for(self.layout, old, new, corr, at)
         out.sdn.extend(sdn)
         out.compute.extend(compute)

@@ -38,9 +38,11 @@ def inventory_key(event: inventory_pb2.InventoryEvent) -> str:
     raise ValueError("inventory event without a change")
 
 
-def check_inventory(event: inventory_pb2.InventoryEvent, known_sites: Container[str]) -> None:
-    """Raise InvalidEvent unless the event is well formed and refers only to known sites."""
-    check_meta(event)
+def check_inventory(event: inventory_pb2.InventoryEvent, known_sites: Container[str],
+                    known_links: Container[str] | None = None, now: float | None = None) -> None:
+    """Raise InvalidEvent unless the event is well formed and refers only to known sites (and,
+    for a removal, to a known element when `known_links` is given)."""
+    check_meta(event, now)
     check_ranges(event)
     which = event.WhichOneof("change")
     require(which is not None, INVALID, "change: none of site, link, removed, observed is set")
@@ -70,6 +72,11 @@ def check_inventory(event: inventory_pb2.InventoryEvent, known_sites: Container[
         require(bool(event.removed.id), INVALID, "removed.id: empty")
         require(event.removed.kind != inventory_pb2.ElementRemoved.KIND_UNSPECIFIED, INVALID,
                 "removed.kind: unspecified")
+        if known_links is not None:
+            site = event.removed.kind == inventory_pb2.ElementRemoved.KIND_SITE
+            require(event.removed.id in (known_sites if site else known_links), UNKNOWN_REFERENCE,
+                    f"removed.id = {event.removed.id!r}: no such {'site' if site else 'link'} "
+                    "in the inventory")
 
 
 # ------------------------------------------------------------------ engine topology → events

@@ -12,8 +12,9 @@ from tandem.v1 import workload_pb2
 from tandem.validation import INVALID, UNKNOWN_REFERENCE, check_meta, check_ranges, require
 
 
-def check_request(event: workload_pb2.RequestEvent, known_sites: Container[str]) -> None:
-    check_meta(event)
+def check_request(event: workload_pb2.RequestEvent, known_sites: Container[str],
+                  now: float | None = None) -> None:
+    check_meta(event, now)
     check_ranges(event)
     require(bool(event.request_id), INVALID, "request_id: empty (it is the idempotency key)")
     op = event.WhichOneof("op")

@@ -29,7 +29,8 @@ from google.protobuf import json_format
 
 from tandem.events import KNOWN_SCHEMA_VERSIONS
 from tandem.v1 import telemetry_pb2
-from tandem.validation import (INVALID, MAX_FUTURE_SKEW_S, OUT_OF_RANGE, UNDECODABLE,
+from tandem.validation import (INVALID, MAX_FUTURE_SKEW_S, MAX_RECORD_BYTES, MIN_EVENT_TIME,
+                               OUT_OF_RANGE, TOO_LARGE, UNDECODABLE, bounds_of,
                                UNKNOWN_SCHEMA_VERSION, InvalidEvent, decode)
 
 
@@ -91,6 +92,9 @@ def parse(payload: bytes | None, record_time: float, now: float) -> list[Reading
     missing sample time; `now` bounds timestamps from the future."""
     if not payload:
         raise InvalidEvent(UNDECODABLE, "empty payload where a TelemetrySample was expected")
+    if len(payload) > MAX_RECORD_BYTES:
+        raise InvalidEvent(TOO_LARGE, f"{len(payload)} bytes where a telemetry record has at "
+                                      f"most {MAX_RECORD_BYTES}")
     first = payload[:1]
     if first in (b"{", b"["):
         return parse_json(payload, record_time, now)
@@ -286,10 +290,14 @@ def _opt_num(d: dict[str, Any], key: str, where: str) -> float | None:
 
 
 def _nonneg(path: str, v: float) -> float:
+    """A finite value >= 0 within the field's physical bounds (`tandem.validation`)."""
     if not math.isfinite(v):
         raise InvalidEvent(OUT_OF_RANGE, f"{path} = {v} (must be a finite number)")
     if v < 0:
         raise InvalidEvent(OUT_OF_RANGE, f"{path} = {v} (must be >= 0)")
+    rng = bounds_of(path.rsplit(".", 1)[-1])
+    if rng is not None and v > rng[1]:
+        raise InvalidEvent(OUT_OF_RANGE, f"{path} = {v:g} (must be within {rng[0]:g}..{rng[1]:g})")
     return v
 
 
@@ -300,8 +308,8 @@ def _ratio(path: str, v: float) -> float:
 
 
 def _check_time(path: str, t: float, now: float) -> None:
-    if not math.isfinite(t) or t < 0:
-        raise InvalidEvent(OUT_OF_RANGE, f"{path} = {t} (not a valid time)")
+    if not math.isfinite(t) or t < MIN_EVENT_TIME:
+        raise InvalidEvent(OUT_OF_RANGE, f"{path} = {t} (not a valid time: before 2000)")
     if t > now + MAX_FUTURE_SKEW_S:
         raise InvalidEvent(OUT_OF_RANGE, f"{path} = {t:.3f} lies in the future")
 

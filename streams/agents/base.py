@@ -1,16 +1,23 @@
-"""The one loop every input agent runs: decode, check, handle — or dead-letter and go on."""
+"""The one loop body every input handler runs: decode, check, handle — or dead-letter and go on.
+
+Handlers run inside `tandem.streams.txloop` transactions: what they return (forwards, table
+changelog, mirrors, dead letters) is committed together with the input offsets.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+from aiokafka import TopicPartition
 from google.protobuf.message import Message
 
 from tandem.events import derived_id, new_meta
+from tandem.streams import tables
 from tandem.streams import topics as T
 from tandem.streams.deadletter import dead_letter
+from tandem.streams.txloop import Out, Record
 from tandem.v1 import decider_pb2
 from tandem.validation import PROCESSING_ERROR, InvalidEvent, decode
 
@@ -18,44 +25,81 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=Message)
 
 
-async def run_input_agent(
-    tandem: Any,
-    stream: Any,
-    schema: type[M],
-    check: Callable[[M], None],
-    handle: Callable[[Any, M], Awaitable[None]],
-    consumer: str,
-) -> None:
-    """For each record: strict decode, `check` (raises InvalidEvent), then `handle`.
+class InputHandler(Generic[M]):
+    """For each record: strict decode, `check` (raises InvalidEvent), then `on_record`, which
+    returns the record's outputs. A record that fails a step — or on which `on_record` raises
+    (a bug) — yields one dead letter with its origin and the reason instead; later records are
+    handled as if it never came."""
 
-    A record that fails either step — or on which `handle` raises (a bug) — goes to the
-    dead-letter topic whole, with its origin and the reason; the loop goes on.
-    """
-    dead = tandem.topic(T.DEAD_LETTERS_BASE)
-    async for event in stream.events():
-        try:
-            msg = decode(schema, event.value)
-            check(msg)
-            await handle(event, msg)
-        except InvalidEvent as bad:
-            await dead_letter(dead, event, bad.reason, bad.detail, consumer)
-        except Exception as exc:  # never lose a record to a bug: keep it, say why
-            log.exception("%s failed on a record", consumer)
-            await dead_letter(dead, event, PROCESSING_ERROR, repr(exc), consumer)
+    def __init__(self, tandem: Any, schema: type[M], check: Callable[[M], None],
+                 on_record: Callable[[Record, M], Awaitable[list[Out]]], consumer: str,
+                 writes_tables: bool = False,
+                 decoded: Callable[[Record, M], list[Out]] | None = None) -> None:
+        self.tandem = tandem
+        self.schema = schema
+        self.check = check
+        self.on_record = on_record
+        self.consumer = consumer
+        self.writes_tables = writes_tables
+        # Outputs for every record that decodes, valid or not (the NOC's mirror of a topic).
+        self.decoded = decoded
+        self.dead = T.SPECS[T.DEAD_LETTERS_BASE].name(tandem.settings.topic_prefix)
+
+    async def assigned(self, tp: TopicPartition, committed: int) -> None:
+        return None
+
+    def revoked(self, tp: TopicPartition) -> None:
+        return None
+
+    def aborted(self, tp: TopicPartition) -> None:
+        # Table writes of the aborted batch are re-derived, identically, when it is re-read.
+        return None
+
+    async def before_commit(self) -> None:
+        if self.writes_tables:
+            await tables.flush(self.tandem.app)
+
+    async def handle(self, records: list[Record]) -> list[Out]:
+        outs: list[Out] = []
+        for rec in records:
+            mine: list[Out] = []
+            try:
+                msg = decode(self.schema, rec.value)
+                if self.decoded is not None:
+                    mine.extend(self.decoded(rec, msg))
+                self.check(msg)
+                mine.extend(await self.on_record(rec, msg))
+                outs.extend(mine)
+            except InvalidEvent as bad:
+                outs.extend(mine)  # what it says as decoded still holds (the mirror)
+                outs.append(dead_letter(self.dead, rec, bad.reason, bad.detail, self.consumer))
+            except Exception as exc:  # never lose a record to a bug: keep it, say why
+                log.exception("%s failed on %s[%d]@%d", self.consumer, rec.topic, rec.partition,
+                              rec.offset)
+                outs.append(dead_letter(self.dead, rec, PROCESSING_ERROR, repr(exc), self.consumer))
+        return outs
 
 
 def decider_input(source: str, original: Any, **which: Message) -> decider_pb2.DeciderInput:
     """Wrap a validated event for the decider log, with an id derived from the original's.
 
-    A forward repeated after a crash carries the same id, so the decider folds it once.
-    """
+    A forward repeated (a clock tick sent twice) carries the same id, so the decider folds it
+    once; another event reusing the id with different content is refused there."""
     meta = new_meta(source, correlation_id=original.meta.correlation_id or original.meta.event_id,
                     event_id=derived_id("decider-input", original.meta.event_id))
     return decider_pb2.DeciderInput(meta=meta, **which)
 
 
-async def forward(tandem: Any, inp: decider_pb2.DeciderInput) -> None:
-    await tandem.topic(T.DECIDER_BASE).send(key=b"", value=inp.SerializeToString())
+def forward(tandem: Any, inp: decider_pb2.DeciderInput) -> Out:
+    """The record appending `inp` to the decider log (one partition)."""
+    return Out(T.SPECS[T.DECIDER_BASE].name(tandem.settings.topic_prefix), inp.SerializeToString(),
+               key=b"", partition=0)
+
+
+async def send_forward(tandem: Any, inp: decider_pb2.DeciderInput) -> None:
+    """Append to the decider log outside a transaction (the clock's ticks: their ids name the
+    moment, so a tick sent twice is folded once)."""
+    await tandem.topic(T.DECIDER_BASE).send(key=b"", value=inp.SerializeToString(), partition=0)
 
 
 async def ensure_site_topics(tandem: Any, site_id: str) -> None:
@@ -73,7 +117,8 @@ async def ensure_site_topics(tandem: Any, site_id: str) -> None:
 
 
 def global_table(app: Any, name: str, partitions: int = 1, **options: Any) -> Any:
-    """A GlobalTable of str → protobuf bytes that every worker keeps whole and current.
+    """A GlobalTable of str → protobuf bytes that every worker keeps whole and current,
+    written through `tandem.streams.tables` only.
 
     `recovery_buffer_size=1`: a global table's changelog must be applied record by record on
     every worker, including the writes of other workers; Faust's default buffer (1,000) leaves

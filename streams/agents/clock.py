@@ -14,7 +14,7 @@ from tandem.decider import capacity_moments
 from tandem.engine.topology import Topology
 from tandem.events import derived_id, new_meta
 from tandem.pbconvert import link_from_pb
-from tandem.streams.agents.base import forward
+from tandem.streams.agents.base import send_forward
 from tandem.v1 import decider_pb2, inventory_pb2
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,6 @@ def install(tandem: Any) -> None:
             ts.FromNanoseconds(int(at * 1e9))
             # The id names the moment: a tick sent twice (leader change) is folded once.
             meta = new_meta("streams/clock", event_id=derived_id("tick", reason, repr(at)), at=at)
-            await forward(tandem, decider_pb2.DeciderInput(
+            await send_forward(tandem, decider_pb2.DeciderInput(
                 meta=meta, tick=decider_pb2.ClockTick(at=ts, reason=reason)))
             log.info("clock: %s", reason)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tandem.events import new_meta
+from tandem.events import derived_id, new_meta
 from tandem.inventory import check_inventory, inventory_key, observation_alarm, site_key
+from tandem.streams import tables
 from tandem.streams import topics as T
-from tandem.streams.agents.base import (decider_input, ensure_site_topics, forward,
-                                        global_table, run_input_agent)
+from tandem.streams.agents.base import (InputHandler, decider_input, ensure_site_topics, forward,
+                                        global_table)
+from tandem.streams.txloop import Out, Record
 from tandem.v1 import alarms_pb2, inventory_pb2
 
 log = logging.getLogger(__name__)
@@ -38,60 +40,60 @@ class LinksOf:
         return f"link/{link_id}" in self.table
 
 
-def install(tandem: Any) -> None:
+def install(tandem: Any) -> InputHandler[inventory_pb2.InventoryEvent]:
+    """The inventory table, and the handler of the inventory topic (the caller runs it)."""
     app = tandem.app
     # Global: every worker reads the whole topology (telemetry and decisions need it on
     # whichever worker holds their partitions).
     table = global_table(app, "inventory")
     tandem.tables["inventory"] = table
-    sites = SitesOf(table)
+    sites, links = SitesOf(table), LinksOf(table)
+    alarms = T.SPECS[T.ALARMS_BASE].name(tandem.settings.topic_prefix)
 
-    async def handle(event: Any, msg: inventory_pb2.InventoryEvent) -> None:
+    async def on_record(rec: Record, msg: inventory_pb2.InventoryEvent) -> list[Out]:
         which = msg.WhichOneof("change")
         if which == "observed":  # what LLDP saw: for the NOC, not for decisions
-            await observe(tandem, table, msg)
-            return
+            return observe(table, msg, alarms)
         if which == "site":  # its command topics exist before any command
             await ensure_site_topics(tandem, msg.site.site_id)
         apply(table, msg)
-        await forward(tandem, decider_input("streams/inventory", msg, inventory=msg))
+        return [forward(tandem, decider_input("streams/inventory", msg, inventory=msg))]
 
-    @app.agent(tandem.topic(T.INVENTORY_BASE), name="tandem.inventory-fold")
-    async def fold_inventory(stream: Any) -> None:
-        await run_input_agent(tandem, stream, inventory_pb2.InventoryEvent,
-                              lambda m: check_inventory(m, sites), handle, "inventory-fold")
+    return InputHandler(tandem, inventory_pb2.InventoryEvent,
+                        lambda m: check_inventory(m, sites, links), on_record, "inventory-fold",
+                        writes_tables=True)
 
 
-async def observe(tandem: Any, table: Any, msg: inventory_pb2.InventoryEvent) -> None:
+def observe(table: Any, msg: inventory_pb2.InventoryEvent, alarms_topic: str) -> list[Out]:
     key = inventory_key(msg)
     old = table.get(key)
     previous = inventory_pb2.LinkObservation.FromString(old) if old else None
-    table[key] = msg.observed.SerializeToString()
     change = observation_alarm(msg.observed, previous)
+    tables.put(table, key, msg.observed.SerializeToString())
     if change is None:
-        return
+        return []
     cleared, text = change
     alarm = alarms_pb2.Alarm(
-        meta=new_meta("streams/inventory", correlation_id=msg.meta.event_id),
+        meta=new_meta("streams/inventory", correlation_id=msg.meta.event_id,
+                      event_id=derived_id("observation-alarm", msg.meta.event_id)),
         severity=alarms_pb2.SEVERITY_INFO if cleared else alarms_pb2.SEVERITY_MAJOR,
         raised_by="streams/inventory", text=text, site_id=msg.observed.observer_site,
         link_id=msg.observed.link_id, cleared=cleared)
-    await tandem.topic(T.ALARMS_BASE).send(key=msg.observed.link_id.encode(),
-                                           value=alarm.SerializeToString())
+    return [Out(alarms_topic, alarm.SerializeToString(), key=msg.observed.link_id.encode())]
 
 
 def apply(table: Any, msg: inventory_pb2.InventoryEvent) -> None:
     key = inventory_key(msg)
     which = msg.WhichOneof("change")
     if which == "removed":
-        table.pop(key, None)
+        tables.delete(table, key)
         if msg.removed.kind == inventory_pb2.ElementRemoved.KIND_SITE:
             for k in [k for k in table if k.startswith("link/")]:
                 link = inventory_pb2.Link.FromString(table[k])
                 if msg.removed.id in (link.site_a, link.site_b):
-                    table.pop(k, None)
+                    tables.delete(table, k)
         log.info("inventory: removed %s", key)
         return
     element = msg.site if which == "site" else msg.link
-    table[key] = element.SerializeToString()
+    tables.put(table, key, element.SerializeToString())
     log.debug("inventory: %s updated", key)

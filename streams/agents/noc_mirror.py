@@ -5,7 +5,8 @@ Each record of the source topic is re-published, same key, as the protobuf JSON 
 the message (`google.protobuf.json_format.MessageToJson(msg, indent=None)`: field names in
 lowerCamelCase, enums as their names, int64 as strings, Timestamps as RFC 3339, default
 values omitted) on `tandem.noc.{decisions,alarms,link-state}.json`. A record that does not
-decode is dead-lettered with its origin, like any input.
+decode is dead-lettered with its origin, like any input. The link-state mirror is written by
+the link-state handler (`tandem.streams.agents.forward`), the topic's one reader.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from tandem.streams import topics as T
-from tandem.streams.agents.base import run_input_agent
+from tandem.streams.agents.base import InputHandler
+from tandem.streams.txloop import Out, Record
 
-# source base -> mirror base
+# source base -> mirror base, for the topics read by a mirror handler only
 MIRRORS: dict[str, str] = {
     T.DECISIONS_BASE: T.NOC_DECISIONS_JSON_BASE,
     T.ALARMS_BASE: T.NOC_ALARMS_JSON_BASE,
-    T.LINK_STATE_BASE: T.NOC_LINK_STATE_JSON_BASE,
 }
 
 
@@ -31,27 +32,19 @@ def to_json(msg: Message) -> bytes:
     return json_format.MessageToJson(msg, indent=None).encode()
 
 
-def install(tandem: Any) -> None:
-    """Adds one mirror agent per NOC-facing topic (idempotent)."""
-    if getattr(tandem, "_noc_mirror", False):
-        return
-    tandem._noc_mirror = True
-    app = tandem.app
-    for source, mirror in MIRRORS.items():
-        _mirror(tandem, app, source, mirror)
+def install(tandem: Any) -> dict[str, InputHandler[Any]]:
+    """One mirror handler per source topic base (the caller runs them)."""
+    return {source: _mirror(tandem, source, mirror) for source, mirror in MIRRORS.items()}
 
 
-def _mirror(tandem: Any, app: Any, source: str, mirror: str) -> None:
+def _mirror(tandem: Any, source: str, mirror: str) -> InputHandler[Any]:
     schema = T.SPECS[source].schema
-    out = tandem.topic(mirror)
-    consumer = f"noc-mirror:{source.rsplit('.', 1)[-1]}"
+    out = T.SPECS[mirror].name(tandem.settings.topic_prefix)
 
-    async def handle(event: Any, msg: Message) -> None:
-        key = event.message.key
-        await out.send(key=key if isinstance(key, bytes) else None, value=to_json(msg))
+    async def on_record(rec: Record, msg: Message) -> list[Out]:
+        return [Out(out, to_json(msg), key=rec.key)]
 
-    @app.agent(tandem.topic(source), name=f"tandem.noc-mirror.{source}")
-    async def mirror_agent(stream: Any) -> None:
-        # No semantic check: the mirror shows what was published, valid or not; only
-        # undecodable bytes are refused (and dead-lettered).
-        await run_input_agent(tandem, stream, schema, lambda m: None, handle, consumer)
+    # No semantic check: the mirror shows what was published, valid or not; only
+    # undecodable bytes are refused (and dead-lettered).
+    return InputHandler(tandem, schema, lambda m: None, on_record,
+                        f"noc-mirror:{source.rsplit('.', 1)[-1]}")

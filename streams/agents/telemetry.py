@@ -2,8 +2,9 @@
 
 Thin by design: decoding lives in `tandem.telemetry_formats`, smoothing and hysteresis in
 `tandem.telemetry` (pure). What is here is the I/O needed to reach ≥ 20,000 samples/s on one
-core: an aiokafka consumer owned by the Faust app takes records in batches of up to 5,000
-(Faust's per-message stream path is ~15x more expensive, see docs/TELEMETRY.md), the
+core: the worker's telemetry loop (`tandem.streams.txloop`, one transaction per partition
+batch) takes records in batches of up to 5,000 (Faust's per-message stream path is ~15x more
+expensive, see docs/TELEMETRY.md), the
 smoothed state of every link and site is kept in memory, and the `link_metrics` /
 `site_metrics` tables are written every 0.2 s, once per element touched (a bounded rate),
 not once per sample. The inventory is re-read from the global `inventory` table once per
@@ -11,24 +12,24 @@ flush interval per link, so a changed SLA band (capacity, nominal latency) appli
 
 Outputs: `LinkStateEvent` DEGRADED/UP on the link-state topic (source "streams/telemetry",
 cause prefixed "telemetry:") and an `Alarm` raised/cleared on the alarm topic, both with ids
-derived from (link, state, sample time) so a re-run yields the same events.
+derived from (link, state, sample time) so a re-run yields the same events. They, and the
+dead letters, are committed with the offsets of the batch that caused them: once each.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from mode import Service
-
 from tandem.events import derived_id, new_meta
+from tandem.streams import tables
 from tandem.streams import topics as T
 from tandem.streams.agents.base import global_table
-from tandem.streams.deadletter import COUNTS, build_dead_letter
+from tandem.streams.deadletter import COUNTS, dead_letter
+from tandem.streams.txloop import Out, Record
 from tandem.telemetry import (DEGRADED, UP, Direction, Ewma, Finding, LinkTracker, Params, PortCounter,
                               SiteTracker, Transition, band_of)
 from tandem.telemetry_formats import LinkReading, PortReading, Reading, SiteReading, parse
@@ -81,28 +82,10 @@ class TelemetryFold:
         self.fresh: dict[str, LinkTracker] = {}
         self.dirty_sites: set[str] = set()
         self.pending_ts: list[float] = []
-        # The batch consumer (mode "batch") and the next offset to fold per partition.
-        self.consumer: Any = None
-        self.positions: dict[Any, int] = {}
-
-    async def lag(self) -> dict[str, int]:
-        """Records not yet folded, per "topic[partition]" assigned to this worker's telemetry
-        consumer (it is not Faust's consumer, so Faust's own lag figures do not cover it).
-        Asks the broker for the end offsets (one round trip)."""
-        consumer = self.consumer
-        if consumer is None:
-            return {}
-        mine = sorted(consumer.assignment(), key=lambda t: t.partition)
-        if not mine:
-            return {}
-        ends = await consumer.end_offsets(mine)
-        out: dict[str, int] = {}
-        for tp in mine:
-            pos = self.positions.get(tp)
-            if pos is None:  # nothing folded here yet: from the group's committed offset
-                pos = await consumer.committed(tp) or 0
-            out[f"{tp.topic}[{tp.partition}]"] = max(0, ends[tp] - pos)
-        return out
+        prefix = tandem.settings.topic_prefix
+        self.dead = T.SPECS[T.DEAD_LETTERS_BASE].name(prefix)
+        self.link_state_topic = T.SPECS[T.LINK_STATE_BASE].name(prefix)
+        self.alarms_topic = T.SPECS[T.ALARMS_BASE].name(prefix)
 
     def forget(self) -> None:
         """Partitions moved (rebalance): drop hot state; links resume from the table."""
@@ -110,7 +93,6 @@ class TelemetryFold:
         self.links.clear()
         self.sites.clear()
         self.ports.clear()
-        self.positions.clear()
 
     # -- topology ---------------------------------------------------------------------
     def tracker(self, link_id: str, fresh: dict[str, LinkTracker]) -> LinkTracker:
@@ -174,8 +156,10 @@ class TelemetryFold:
         return set(dpids.values()), out
 
     # -- the fold ---------------------------------------------------------------------
-    async def process(self, records: list[Rec]) -> None:
-        """Fold a batch of (topic, partition, offset, key, value, timestamp_s) records."""
+    async def process(self, records: list[Rec]) -> list[Out]:
+        """Fold a batch of (topic, partition, offset, key, value, timestamp_s) records; return
+        the transitions' link-state events and alarms and the dead letters, to be sent in the
+        batch's transaction."""
         now = time.time()
         st = self.stats
         fresh = self.fresh
@@ -231,22 +215,14 @@ class TelemetryFold:
         st.batches += 1
         if st.record_lags:
             self.pending_ts.extend(rec[5] or now for rec in records)
+        outs: list[Out] = []
         for tr_ in transitions:
-            await self._publish(tr_)
+            outs.extend(self._publish(tr_))
         st.transitions += len(transitions)
         for rec, reason, detail in bad:
-            await self._dead_letter(rec, reason, detail)
+            outs.append(dead_letter(self.dead, Record(*rec), reason, detail, CONSUMER))
         st.dead_letters += len(bad)
-
-    async def _dead_letter(self, rec: Rec, reason: str, detail: str) -> None:
-        topic, partition, offset, key, value, _ = rec
-        dl = build_dead_letter(topic=topic, partition=partition, offset=offset, key=key,
-                               payload=value, reason=reason, detail=detail, consumer=CONSUMER)
-        COUNTS[(CONSUMER, reason)] += 1
-        log.warning("dead letter from %s[%d]@%d (%s): %s: %s", topic, partition, offset,
-                    CONSUMER, reason, detail)
-        await self.tandem.topic(T.DEAD_LETTERS_BASE).send(key=topic.encode(),
-                                                          value=dl.SerializeToString())
+        return outs
 
     def flush(self) -> None:
         """Write every link and site touched since the last flush to the tables (one write
@@ -286,21 +262,21 @@ class TelemetryFold:
 
     def _flush(self, links: dict[str, LinkTracker], sites: set[str]) -> None:
         for link_id, tr in links.items():
-            self.link_table[link_id] = link_metrics(tr).SerializeToString()
+            tables.put(self.link_table, link_id, link_metrics(tr).SerializeToString())
         for site_id in sites:
             s = self.sites[site_id]
-            self.site_table[site_id] = telemetry_pb2.SiteMetrics(
+            tables.put(self.site_table, site_id, telemetry_pb2.SiteMetrics(
                 site_id=site_id, free_vcpus=s.vcpus.value, free_memory_gib=s.memory_gib.value,
                 free_storage_gib=s.storage_gib.value, samples=s.samples,
-                last_sample_time=s.last_t).SerializeToString()
+                last_sample_time=s.last_t).SerializeToString())
         self.stats.table_writes += len(links) + len(sites)
 
-    async def _publish(self, t: Transition) -> None:
+    def _publish(self, t: Transition) -> list[Out]:
         ev, alarm = transition_events(t)
         key = t.link_id.encode()
-        await self.tandem.topic(T.LINK_STATE_BASE).send(key=key, value=ev.SerializeToString())
-        await self.tandem.topic(T.ALARMS_BASE).send(key=key, value=alarm.SerializeToString())
         log.info("telemetry: link %s %s (%s)", t.link_id, t.state, t.cause)
+        return [Out(self.link_state_topic, ev.SerializeToString(), key=key),
+                Out(self.alarms_topic, alarm.SerializeToString(), key=key)]
 
 
 def link_metrics(tr: LinkTracker) -> telemetry_pb2.LinkMetrics:
@@ -343,161 +319,70 @@ def transition_events(t: Transition) -> tuple[link_state_pb2.LinkStateEvent, ala
     return ev, alarm
 
 
-def install(tandem: Any, params: Params | None = None, mode: str = "batch",
-            max_records: int = 5000, flush_interval_s: float = 0.2,
-            commit_interval_s: float = 1.0) -> TelemetryFold:
-    """Adds the telemetry consumer and its tables to `tandem` (idempotent); returns its fold.
+class TelemetryHandler:
+    """The telemetry topic's handler in the worker's telemetry loop (`tandem.streams.txloop`):
+    each batch's transitions and dead letters are committed with its offsets. The hot state
+    is this worker's; on a rebalance or an aborted batch it is dropped (written to the tables
+    first) and links resume from their table entries."""
 
-    mode "batch" (default): an aiokafka consumer owned by the Faust app (a Faust service,
-    started after table recovery, stopped with the app) in consumer group
-    "<app_id>.telemetry", fetching up to `max_records` per poll; tables are written at most
-    every `flush_interval_s`, and every `commit_interval_s` the producer is flushed and then
-    the offsets committed (at-least-once; a redelivered sample carries no EWMA weight, see
-    tandem.telemetry.alpha).
-    mode "stream": a Faust agent with `stream.take_events` (kept for comparison: Faust's
-    per-message path costs ~10x more CPU than the batch consumer, see docs/TELEMETRY.md).
-    """
-    existing = getattr(tandem, "_telemetry_fold", None)
+    def __init__(self, fold: TelemetryFold, flush_interval_s: float) -> None:
+        self.fold = fold
+        self.flush_interval_s = flush_interval_s
+        self.last_flush = time.monotonic()
+
+    async def assigned(self, tp: Any, committed: int) -> None:
+        self.fold.forget()
+
+    def revoked(self, tp: Any) -> None:
+        self.fold.forget()
+
+    def aborted(self, tp: Any) -> None:
+        self.fold.forget()
+
+    async def before_commit(self) -> None:
+        return None  # the metric tables are a cache (see flush_tables), not covered by offsets
+
+    async def handle(self, records: list[Record]) -> list[Out]:
+        outs = await self.fold.process([(r.topic, r.partition, r.offset, r.key, r.value,
+                                         r.timestamp) for r in records])
+        self.maybe_flush()
+        return outs
+
+    def maybe_flush(self) -> None:
+        now = time.monotonic()
+        if now - self.last_flush >= self.flush_interval_s and (self.fold.fresh or
+                                                               self.fold.dirty_sites):
+            self.fold.flush()
+            self.last_flush = now
+
+
+def install(tandem: Any, params: Params | None = None, flush_interval_s: float = 0.2,
+            ) -> TelemetryHandler:
+    """Adds the metric tables to `tandem` and returns the telemetry topic's handler (the caller
+    runs it in a loop of its own, batches of up to 5,000 records). Idempotent.
+
+    The `link_metrics` / `site_metrics` tables are written at most every `flush_interval_s`
+    (after a batch, or by the worker's flush timer when the topic goes quiet), once per
+    element touched: a bounded rate, not once per sample. They are the smoothed state a link
+    resumes from on another worker; a redelivered sample carries no EWMA weight
+    (see tandem.telemetry.alpha)."""
+    existing = getattr(tandem, "_telemetry_handler", None)
     if existing is not None:  # already installed (by create_app): only adopt new params
         if params is not None:
-            existing.params = params
+            existing.fold.params = params
         return existing  # type: ignore[no-any-return]
     app = tandem.app
     # Global (one partition, like the inventory): the decider on any worker reads current
     # metrics; each link is written by the one worker consuming its telemetry partition.
-    # use_partitioner: writes happen outside a Faust stream (no current event).
-    # recovery_buffer_size=1: without it, with two workers writing, a worker's global table
-    # stopped following the other worker's writes (tests/integration/streams/
-    # test_telemetry_scaleout.py fails without it; Faust documents the same workaround).
     for name in ("link_metrics", "site_metrics"):
-        tandem.tables[name] = global_table(app, name, use_partitioner=True)
+        tandem.tables[name] = global_table(app, name)
     fold = TelemetryFold(tandem, params or Params())
+    handler = TelemetryHandler(fold, flush_interval_s)
     tandem._telemetry_fold = fold
-    topic = tandem.topic(T.TELEMETRY_BASE)
-    if mode == "stream":
-        @app.agent(topic, name="tandem.telemetry-in")
-        async def telemetry_in(stream: Any) -> None:
-            # Below Faust's stream buffer (4096): a larger take stalled on a 30k backlog.
-            async for events in stream.take_events(min(max_records, 1000), flush_interval_s):
-                await fold.process([_from_event(ev) for ev in events])
-                fold.flush()
-        return fold
-    if mode != "batch":
-        raise ValueError(f"unknown telemetry mode {mode!r}")
-    settings = tandem.settings
-    topic_name = T.SPECS[T.TELEMETRY_BASE].name(settings.topic_prefix)
+    tandem._telemetry_handler = handler
 
-    class TelemetryConsumer(Service):  # type: ignore[misc]
-        """Batch consumer of the telemetry topic inside the Faust worker."""
+    @app.timer(interval=flush_interval_s, name="tandem.telemetry-flush")
+    async def flush_quiet() -> None:
+        handler.maybe_flush()
 
-        async def on_start(self) -> None:
-            from aiokafka import AIOKafkaConsumer
-            from aiokafka.abc import ConsumerRebalanceListener
-
-            svc = self
-
-            class Moved(ConsumerRebalanceListener):  # type: ignore[misc]
-                async def on_partitions_revoked(self, revoked: Any) -> None:
-                    # Hand over cleanly: what was folded from the partitions leaving is
-                    # flushed, delivered and committed before the group rebalances, so the
-                    # next owner starts where this worker stopped instead of re-folding.
-                    fold.forget()
-                    leaving = set(revoked)
-                    offsets = {tp: o for tp, o in svc.folded.items() if tp in leaving}
-                    for tp in leaving:
-                        svc.folded.pop(tp, None)
-                    if offsets:
-                        try:
-                            # A background commit of older offsets must land first, or it
-                            # would move the group's position back after this one.
-                            if svc.committing is not None and not svc.committing.done():
-                                await asyncio.wait_for(asyncio.shield(svc.committing), 10)
-                            await app.producer.flush()
-                            await svc.consumer.commit(offsets)
-                        except Exception as exc:  # the next owner re-folds: redelivery, no loss
-                            log.warning("%s: commit on revoke failed: %r", CONSUMER, exc)
-
-                async def on_partitions_assigned(self, assigned: Any) -> None:
-                    fold.forget()
-
-            self.folded: dict[Any, int] = {}
-            self.committing: asyncio.Future[None] | None = None
-            self.consumer = AIOKafkaConsumer(
-                bootstrap_servers=settings.broker, group_id=f"{settings.app_id}.telemetry",
-                enable_auto_commit=False, auto_offset_reset="earliest",
-                max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=16 * 1024 * 1024)
-            await self.consumer.start()
-            fold.consumer = self.consumer
-            self.consumer.subscribe([topic_name], listener=Moved())
-
-        async def on_stop(self) -> None:
-            # A clean stop commits what was folded, so a successor starts where this
-            # worker stopped (a crash instead redelivers since the last commit: harmless).
-            try:
-                if self.committing is not None and not self.committing.done():
-                    await asyncio.wait_for(asyncio.shield(self.committing), 10)
-                fold.flush()
-                await app.producer.flush()
-                mine = self.consumer.assignment()
-                offsets = {tp: o for tp, o in self.folded.items() if tp in mine}
-                if offsets:  # only what was folded: never a fetched-but-unfolded record
-                    await self.consumer.commit(offsets)
-            except Exception as exc:  # stopping anyway; the successor re-folds
-                log.warning("%s: final commit failed: %r", CONSUMER, exc)
-            await self.consumer.stop()
-
-        @Service.task
-        async def _run(self) -> None:
-            from aiokafka.errors import CommitFailedError
-
-            consumer = self.consumer
-            last_flush = last_commit = time.monotonic()
-            dirty = uncommitted = False
-            folded = self.folded  # partition -> next offset, folded since the last commit
-
-            async def commit(offsets: dict[Any, int]) -> None:
-                # Offsets only after everything they cover is on the broker: table changelog,
-                # transitions, dead letters (at-least-once; see tandem.telemetry.alpha). In
-                # the background, so that fetching and folding go on meanwhile.
-                t = time.monotonic()
-                await app.producer.flush()
-                if offsets:
-                    try:
-                        await consumer.commit(offsets)
-                    except CommitFailedError as exc:  # a rebalance: the new owner re-folds
-                        log.warning("%s: commit skipped: %r", CONSUMER, exc)
-                fold.stats.commit_s_max = max(fold.stats.commit_s_max, time.monotonic() - t)
-            while not self.should_stop:
-                batch = await consumer.getmany(timeout_ms=int(flush_interval_s * 500),
-                                               max_records=max_records)
-                for tp, recs in batch.items():
-                    await fold.process([(r.topic, r.partition, r.offset, r.key, r.value,
-                                         r.timestamp / 1000.0) for r in recs])
-                    folded[tp] = fold.positions[tp] = recs[-1].offset + 1
-                    dirty = True
-                now = time.monotonic()
-                if dirty and now - last_flush >= flush_interval_s:
-                    fold.flush()  # the tables (in memory now; changelog sent in background)
-                    last_flush, dirty, uncommitted = now, False, True
-                if (uncommitted and now - last_commit >= commit_interval_s
-                        and (self.committing is None or self.committing.done())):
-                    if self.committing is not None:
-                        self.committing.result()  # a failed commit stops the loop, loudly
-                    if dirty:
-                        fold.flush()
-                        last_flush, dirty = now, False
-                    # Everything folded so far is flushed: its positions may be committed
-                    # once the producer has delivered what the fold sent.
-                    mine = consumer.assignment()
-                    offsets = {tp: o for tp, o in folded.items() if tp in mine}
-                    folded.clear()
-                    self.committing = asyncio.ensure_future(commit(offsets))
-                    last_commit, uncommitted = now, False
-
-    app.service(TelemetryConsumer)
-    return fold
-
-
-def _from_event(ev: Any) -> Rec:
-    m = ev.message
-    return (m.topic, m.partition, m.offset, m.key, m.value, m.timestamp or 0.0)
+    return handler

@@ -16,7 +16,7 @@ from tandem.events import new_meta
 from tandem.inventory import inventory_key
 from tandem.services.demo_data import demo_federation
 from tandem.streams import topics as T
-from tandem.streams.agents.decider import read_all_partitions
+from tandem.streams.readback import read_all_partitions
 from tandem.streams.app import Tandem, create_app
 from tandem.streams.settings import Settings
 from tandem.v1 import decider_pb2, link_state_pb2
@@ -61,6 +61,17 @@ class Bus:
                                               value=ev.SerializeToString())
         await self.wait_read(self.name(T.DECIDER_BASE), decider_pb2.DeciderInput,
                              lambda xs: sum(x.HasField("inventory") for x in xs) >= len(events))
+
+    async def settled(self, app_id: str, bases: tuple[str, ...] = (
+            T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE, T.DECIDER_BASE),
+            loop: str = "control", timeout: float = 90.0) -> None:
+        """Wait until the workers of `app_id` have committed every record of these topics:
+        each input is then processed and its outputs committed (they commit together), so
+        whatever the topics will ever hold for these inputs is on them now."""
+        from tandem.streams.readback import wait_committed
+
+        await wait_committed(self.bootstrap, f"{app_id}.{loop}",
+                             [self.name(b) for b in bases], timeout)
 
     async def read(self, topic: str, schema: Any) -> list[Any]:
         return [schema.FromString(r.value) for r in await read_all_partitions(self.bootstrap, topic)]

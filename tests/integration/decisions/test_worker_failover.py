@@ -1,5 +1,7 @@
-"""Workers as real processes (`tandem worker`): killed mid-stream, or two sharing partitions
-with one stopping — every request still gets exactly one decision, and replay matches."""
+"""Workers as real processes (`tandem worker`): killed mid-stream, killed between sending a
+batch's outputs and committing it, or two sharing partitions with one stopping — every request
+still gets exactly one decision (and every command, alarm and dead letter is published once),
+and replay matches."""
 
 from __future__ import annotations
 
@@ -22,12 +24,18 @@ from conftest import Bus, place  # type: ignore[import-not-found]
 N = 60
 
 
-def start_worker(bootstrap: str, prefix: str, tmp: Path, name: str) -> subprocess.Popen[bytes]:
+def start_worker(bootstrap: str, prefix: str, tmp: Path, name: str,
+                 failpoints: str = "") -> subprocess.Popen[bytes]:
     env = {**os.environ, "TANDEM_KAFKA": bootstrap, "TANDEM_TOPIC_PREFIX": prefix,
-           "TANDEM_APP_ID": f"{prefix}workers", "TANDEM_DATA_DIR": str(tmp / name)}
+           "TANDEM_APP_ID": app_id(prefix), "TANDEM_DATA_DIR": str(tmp / name),
+           "TANDEM_FAILPOINTS": failpoints}
     log = open(tmp / f"{name}.log", "wb")
     return subprocess.Popen([sys.executable, "-m", "tandem.cli", "worker", "--no-web"],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def app_id(prefix: str) -> str:
+    return f"{prefix}workers"
 
 
 def stop(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -70,7 +78,7 @@ async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
         first.wait(10)
         second = start_worker(bus.bootstrap, bus.prefix, tmp_path, "second")
         decisions = await decided(bus, N)
-        await asyncio.sleep(2)  # anything duplicated late would show up now
+        await bus.settled(app_id(bus.prefix))  # anything duplicated late would be there now
         assert_once(await bus.read(bus.name(T.DECISIONS_BASE), D.Decision))
         assert all(d.kind == D.DECISION_KIND_PLACED for d in decisions)
         report = await replay(bus.bootstrap, bus.prefix)
@@ -88,11 +96,6 @@ async def wait_log(path: Path, text: bytes, count: int = 1, timeout: float = 60.
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN DEFECT (issue 4 blocked on it; docs/STREAMS.md 'Known defect'): with two "
-    "faust-streaming workers a rebalance can skip records fetched before Faust's "
-    "post-recovery seek; a request skipped at requests-in, or the decider's last inputs, "
-    "get no decision."))
 async def test_two_workers_share_partitions_and_survive_a_rebalance(
         bus: Bus, tmp_path: Path) -> None:
     a = start_worker(bus.bootstrap, bus.prefix, tmp_path, "a")
@@ -103,17 +106,18 @@ async def test_two_workers_share_partitions_and_survive_a_rebalance(
         await decided(bus, 5)
         b = start_worker(bus.bootstrap, bus.prefix, tmp_path, "b")
         # Both in the group, partitions shared, before one leaves.
-        await wait_log(tmp_path / "b.log", b"Worker ready")
-        await asyncio.sleep(3)
+        await wait_log(tmp_path / "b.log", b"control: assigned " + bus.prefix.encode())
         await send_requests(bus, N // 3, 2 * N // 3)
         await decided(bus, 2 * N // 3)
         stop(a, signal.SIGTERM)  # a clean stop: its partitions move to b
         await send_requests(bus, 2 * N // 3, N)
         await decided(bus, N)
-        await asyncio.sleep(2)
+        await bus.settled(app_id(bus.prefix))
         assert_once(await bus.read(bus.name(T.DECISIONS_BASE), D.Decision))
-        b_log = (tmp_path / "b.log").read_bytes()
-        assert b_log.count(b"Setting newly assigned partitions") >= 2  # joined, then took over
+        # b took every partition over once a left (8 partitions in the control loop).
+        await wait_log(tmp_path / "b.log", b"control: assigned", 2)
+        last = (tmp_path / "b.log").read_bytes().rsplit(b"control: assigned", 1)[1].split(b"\n")[0]
+        assert last.count(bus.prefix.encode()) == 8, last
         report = await replay(bus.bootstrap, bus.prefix)
         assert report.ok, report
     finally:
@@ -122,42 +126,50 @@ async def test_two_workers_share_partitions_and_survive_a_rebalance(
             stop(b, signal.SIGTERM)
 
 
-async def test_inputs_folded_but_never_published_are_published_on_takeover(
-        bus: Bus, tmp_path: Path) -> None:
-    """A previous owner folded inputs and committed past them but its decisions never reached
-    the broker (or the stream skipped those offsets): the next owner publishes them, once."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+@pytest.mark.parametrize("failpoint", [
+    "control:tandem.decider:after_send:3",  # decisions, commands, alarms sent; not committed
+    "control:tandem.decider:before_commit:3",  # offsets added too; not committed
+    "control:tandem.requests:after_send:2",  # forwards and a dead letter sent; not committed
+])
+async def test_killed_inside_a_transaction_publishes_every_output_once(
+        bus: Bus, tmp_path: Path, failpoint: str) -> None:
+    """A worker dies (exit 137, as if SIGKILLed) after sending a batch's outputs and before
+    committing them; the next worker re-processes the batch: every decision, SDN and compute
+    command, alarm and dead letter is on its topic exactly once."""
+    from tandem.v1 import alarms_pb2, commands_pb2
 
-    from tandem.services.demo_data import demo_federation
-    from tandem.streams.agents.base import decider_input
-
-    log_topic = bus.name(T.DECIDER_BASE)
-    for ev in demo_federation():
-        await bus.send(T.DECIDER_BASE, decider_input("test", ev, inventory=ev), b"")
-    for i in range(3):
-        req = place(f"r{i}", f"w{i}", bw=5, vcpus=1)
-        await bus.send(T.DECIDER_BASE, decider_input("test", req, request=req), b"")
-    # The group's committed offset: past every input so far, as if they had been decided.
-    group = AIOKafkaConsumer(bootstrap_servers=bus.bootstrap, group_id=f"{bus.prefix}workers",
-                             enable_auto_commit=False)
-    await group.start()
+    first = start_worker(bus.bootstrap, bus.prefix, tmp_path, "first", failpoints=failpoint)
+    second = None
     try:
-        tp = TopicPartition(log_topic, 0)
-        group.assign([tp])
-        end = (await group.end_offsets([tp]))[tp]
-        await group.commit({tp: end})
+        await bus.inventory()
+        for i in range(N):
+            await bus.send(T.REQUESTS_BASE, place(f"r{i}", f"w{i}", bw=5, vcpus=1),
+                           f"w{i}".encode())
+            if i % 20 == 0:  # bad records among them: each must yield one dead letter
+                await bus.producer.send_and_wait(bus.name(T.REQUESTS_BASE), key=b"bad",
+                                                 value=b"\xff not a request %d" % i)
+        assert first.wait(120) == 137, "the failpoint was not reached"
+        second = start_worker(bus.bootstrap, bus.prefix, tmp_path, "second")
+        await decided(bus, N)
+        await bus.settled(app_id(bus.prefix))
+        assert_once(await bus.read(bus.name(T.DECISIONS_BASE), D.Decision))
+        letters = await bus.read(bus.name(T.DEAD_LETTERS_BASE), alarms_pb2.DeadLetter)
+        origins = Counter((d.origin_topic, d.origin_partition, d.origin_offset) for d in letters)
+        assert len(origins) == 3 and set(origins.values()) == {1}, origins
+        sites = {p.site_id for d in await bus.read(bus.name(T.DECISIONS_BASE), D.Decision)
+                 for p in d.placements}
+        commands: Counter[str] = Counter()
+        for site in sites:
+            for c in await bus.read(T.compute_commands_topic(site, bus.prefix),
+                                    commands_pb2.ComputeCommand):
+                commands[c.command_id] += 1
+            for sc in await bus.read(T.sdn_commands_topic(site, bus.prefix),
+                                     commands_pb2.SdnCommand):
+                commands[sc.command_id] += 1
+        assert commands and set(commands.values()) == {1}, commands.most_common(3)
+        report = await replay(bus.bootstrap, bus.prefix)
+        assert report.ok, report
     finally:
-        await group.stop()
-    assert not await bus.read(bus.name(T.DECISIONS_BASE), D.Decision)
-    worker = start_worker(bus.bootstrap, bus.prefix, tmp_path, "w")
-    try:
-        await send_requests(bus, 3, 4)  # one more, through the request topic
-        decisions = await decided(bus, 4)
-        await asyncio.sleep(2)
-        per_request = Counter(d.request_id for d in await bus.read(bus.name(T.DECISIONS_BASE),
-                                                                     D.Decision))
-        assert per_request == {f"r{i}": 1 for i in range(4)}
-        assert all(d.kind == D.DECISION_KIND_PLACED for d in decisions)
-        assert b"published now" in (tmp_path / "w.log").read_bytes()
-    finally:
-        stop(worker, signal.SIGTERM)
+        stop(first, signal.SIGKILL)
+        if second is not None:
+            stop(second, signal.SIGTERM)

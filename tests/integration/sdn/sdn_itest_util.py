@@ -76,8 +76,11 @@ class Flow:
         py = sys.executable
         recv = subprocess.Popen(
             ["ip", "netns", "exec", dst_ns, py, "-m", "tandem.sdn.traffic", "recv", "--port",
-             str(port), "--seconds", str(seconds + 1.5)], stdout=subprocess.PIPE, cwd=REPO)
-        time.sleep(0.4)
+             str(port), "--seconds", str(seconds + 1.5)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, cwd=REPO)
+        assert recv.stderr is not None
+        ready = recv.stderr.readline()  # the receiver's socket is bound
+        assert ready.strip() == b"ready", ready
         sent = json.loads(sh("ip", "netns", "exec", src_ns, py, "-m", "tandem.sdn.traffic",
                              "send", "--dst", dst_ip, "--port", str(port), "--mbps", str(mbps),
                              "--seconds", str(seconds)))

@@ -31,6 +31,13 @@ def flows_of(bridge: str, rid: str, gen: int) -> list[str]:
     return [f for f in dump_flows(bridge) if f"cookie={cookie_for(rid, gen):#x}" in f]
 
 
+def entries_of(bridge: str, rid: str) -> list[str]:
+    """A reservation's entries of any generation (the cookie's low 16 bits)."""
+    mine = cookie_for(rid, 0) >> 16
+    return [f for f in dump_flows(bridge)
+            if "cookie=0x" in f and int(f.split("cookie=")[1].split(",")[0], 16) >> 16 == mine]
+
+
 async def until_flows(bridge: str, rid: str, gen: int, timeout: float = 20.0) -> None:
     """Each site's unit applies its own command: wait for this switch, not only the ingress."""
     deadline = time.monotonic() + timeout
@@ -65,6 +72,7 @@ async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], u
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     veth = wan["links"]["ams--ber"]["veth_a"]
+    rids: list[str] = []
     try:
         await _publish(kafka_bootstrap, load_topology(RING), wan, prefix)
         deadline = time.monotonic() + 30
@@ -82,6 +90,7 @@ async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], u
         [placed] = await decisions(kafka_bootstrap, prefix, lambda d: d.request_id == "e2e-1")
         assert placed.kind == decision_pb2.DECISION_KIND_PLACED, placed
         [path] = placed.paths
+        rids.append(path.reservation_id)
         assert list(path.link_ids) == ["ams--ber", "ber--waw"]  # the short way round
         assert await acked(kafka_bootstrap, prefix, path.reservation_id)
         for site in ("ams", "ber", "waw"):
@@ -98,6 +107,7 @@ async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], u
                                 and d.kind == decision_pb2.DECISION_KIND_REROUTED, 45)
         assert moved, "no reroute decision after the link went down"
         [new] = moved[0].paths
+        rids.append(new.reservation_id)
         assert list(new.link_ids) == ["ams--par", "par--vie", "vie--waw"]
         assert await acked(kafka_bootstrap, prefix, new.reservation_id)
         deadline = time.monotonic() + 20
@@ -115,6 +125,11 @@ async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], u
         await producer.send_and_wait(f"{prefix}{T.REQUESTS_BASE}", key=b"uplink",
                                      value=release.SerializeToString())
         await decisions(kafka_bootstrap, prefix, lambda d: d.request_id == "e2e-release")
-        await asyncio.sleep(2)  # let the removals reach the switches before the next test
+        # The removals reach every switch before the next test starts.
+        deadline = time.monotonic() + 30
+        while any(entries_of(site["bridge"], rid) for site in wan["sites"].values()
+                  for rid in rids):
+            assert time.monotonic() < deadline, "the released reservation's entries stayed"
+            await asyncio.sleep(0.2)
         await producer.stop()
         await app.app.stop()

@@ -198,8 +198,7 @@ async def test_control_unit_restart_ends_reconciled(driver, layout, wan, units):
     late = install_commands(layout, reservation_id="r-late", generation=1, src="ams",
                             link_path=VIA_BER, ipv4_src="10.77.1.9", ipv4_dst=HOST["waw"],
                             rate_kbps=2000)["ber"]
-    await driver.publish([late])
-    time.sleep(1.0)
+    await driver.publish([late])  # on the topic once this returns
     units.start("ber")
     acks = await driver.wait_acks([late.command_id], timeout=40)
     assert acks[late.command_id].status == c.ACK_STATUS_OK, acks

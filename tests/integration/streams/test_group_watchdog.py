@@ -37,10 +37,11 @@ async def test_a_stalled_group_is_reported(kafka_bootstrap: str, tandem_topics: 
             assert not start.done(), "the worker started although its changelogs are missing"
             assert time.monotonic() < deadline, web.group_state(tandem.app)
             await asyncio.sleep(0.1)
-        group = web.snapshot(tandem)["group"]
+        snap = await web.snapshot(tandem)
+        group = snap["group"]
         assert group["assigned_partitions"] == 0
         assert "changelog" in group["error"]
-        assert "tandem_consumer_group_error_pending 1" in web.prometheus(web.snapshot(tandem))
+        assert "tandem_consumer_group_error_pending 1" in web.prometheus(snap)
         while not any("is stalled" in r.getMessage() for r in caplog.records):
             assert time.monotonic() < deadline, "the watchdog said nothing"
             await asyncio.sleep(0.1)

@@ -19,6 +19,7 @@ from tandem.events import new_meta
 from tandem.streams import topics as T
 from tandem.streams.agents import telemetry as telemetry_agent
 from tandem.streams.app import Tandem, create_app
+from tandem.streams.readback import read_all_partitions, wait_committed
 from tandem.streams.settings import Settings
 from tandem.telemetry import Params
 from tandem.v1 import alarms_pb2, inventory_pb2 as K, link_state_pb2 as L, telemetry_pb2 as tm
@@ -62,7 +63,7 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]
 
 async def read_all(bootstrap: str, topic: str, n: int, timeout: float = 30.0) -> list[Any]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+                                enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     out: list[Any] = []
     try:
@@ -176,9 +177,11 @@ async def test_hysteresis_publishes_each_transition_once(worker: Tandem,
         m = metrics(worker, "ams-fra")
         return m is not None and sum(d.samples for d in m.directions) == len(records)
     await wait_for(all_folded)
-    await asyncio.sleep(1.0)  # anything extra would have been published by now
-    states = [L.LinkStateEvent.FromString(r.value) for r in await read_all(
-        kafka_bootstrap, T.SPECS[T.LINK_STATE_BASE].name(prefix), 3, timeout=5)]
+    # Transitions are committed with the offsets that caused them: once the telemetry group
+    # has committed every sample, anything extra would be on the topic.
+    await wait_committed(kafka_bootstrap, f"{worker.settings.app_id}.telemetry", [topic], 40)
+    states = [L.LinkStateEvent.FromString(r.value) for r in await read_all_partitions(
+        kafka_bootstrap, T.SPECS[T.LINK_STATE_BASE].name(prefix))]
     assert [s.state for s in states] == [L.OPER_STATE_DEGRADED, L.OPER_STATE_UP]
     deg, up = states
     assert deg.link_id == "ams-fra" and deg.degradation.metric == "latency_ms"
@@ -270,9 +273,9 @@ async def test_restart_resumes_state_without_duplicate_transitions(
         await produce(kafka_bootstrap, topic, samples([80.0] * 10 + [20.0] * 15, 10))
         await wait_for(lambda: (m := metrics(second, "ams-fra")) is not None
                        and m.state == L.OPER_STATE_UP)
-        await asyncio.sleep(1.0)
+        await wait_committed(kafka_bootstrap, f"{settings.app_id}.telemetry", [topic], 40)
     finally:
         await second.app.stop()
-    states = [L.LinkStateEvent.FromString(r.value) for r in await read_all(
-        kafka_bootstrap, T.SPECS[T.LINK_STATE_BASE].name(tandem_topics), 3, timeout=5)]
+    states = [L.LinkStateEvent.FromString(r.value) for r in await read_all_partitions(
+        kafka_bootstrap, T.SPECS[T.LINK_STATE_BASE].name(tandem_topics))]
     assert [s.state for s in states] == [L.OPER_STATE_DEGRADED, L.OPER_STATE_UP]

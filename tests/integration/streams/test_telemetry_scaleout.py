@@ -41,7 +41,7 @@ async def test_two_workers_share_telemetry(kafka_bootstrap: str, tandem_topics: 
                                                capacity_ab_mbps=100, capacity_ba_mbps=100,
                                                latency_ms=5)).SerializeToString())
     workers = [create_app(base), create_app(replace(base, data_dir=str(tmp_path / "b")))]
-    folds = [telemetry_agent.install(w) for w in workers]
+    folds = [telemetry_agent.install(w).fold for w in workers]
     for w in workers:
         await w.app.start()
     t0 = time.time() - 3000
@@ -81,7 +81,7 @@ async def test_two_workers_share_telemetry(kafka_bootstrap: str, tandem_topics: 
         # mid-run shows the new owner's lag until it has fetched past the handed-over offset).
         deadline = time.monotonic() + 30
         while True:
-            lags = [await f.lag() for f in folds]
+            lags = [await w.loops["telemetry"].lag() for w in workers]
             assert all(lags) and not set(lags[0]) & set(lags[1])
             assert len(lags[0]) + len(lags[1]) == T.SPECS[T.TELEMETRY_BASE].partitions
             if all(n == 0 for lag in lags for n in lag.values()):

@@ -127,3 +127,50 @@ def test_lldp_observations_are_keyed_checked_and_alarmed() -> None:
     ok = K.LinkObservation(observer_site="ams", link_id="l1", status=K.LinkObservation.STATUS_OK)
     assert observation_alarm(ok, obs) == (True, "link l1 seen as declared again from ams")
     assert observation_alarm(ok, None) is None
+
+
+@pytest.mark.parametrize("kw,field", [
+    ({"capacity_ab_mbps": 1e308}, "capacity_ab_mbps"),  # passed as "non-negative" before
+    ({"latency_ms": 1e9}, "latency_ms"),
+    ({"cost_per_mbps": 1e300}, "cost_per_mbps"),
+])
+def test_physical_upper_bounds(kw: dict[str, float], field: str) -> None:
+    with pytest.raises(InvalidEvent) as err:
+        check_ranges(link_event(**kw))
+    assert err.value.reason == OUT_OF_RANGE and field in err.value.detail
+
+
+def test_enum_values_the_schema_does_not_define_are_refused() -> None:
+    ev = link_event()
+    ev.link.kind = 42  # type: ignore[assignment]
+    with pytest.raises(InvalidEvent) as err:
+        check_ranges(ev)
+    assert err.value.reason == OUT_OF_RANGE and "link.kind = 42" in err.value.detail
+
+
+def test_absurd_strings_lists_and_timestamps_are_refused() -> None:
+    with pytest.raises(InvalidEvent, match="characters"):
+        check_ranges(site_event(name="x" * 5000))
+    with pytest.raises(InvalidEvent, match="entries"):
+        check_ranges(site_event(hypervisors=["kvm"] * 20_000))
+    ev = link_event()
+    w = ev.link.capacity_schedule.add(capacity_mbps=10)
+    w.start.seconds = 10**11  # year 5138
+    with pytest.raises(InvalidEvent, match="capacity_schedule"):
+        check_ranges(ev)
+
+
+def test_event_time_before_2000_is_a_broken_clock() -> None:
+    ev = site_event()
+    ev.meta.time.seconds = 5
+    with pytest.raises(InvalidEvent) as err:
+        check_meta(ev)
+    assert err.value.reason == OUT_OF_RANGE and "before 2000" in err.value.detail
+
+
+def test_oversized_payloads_are_refused_before_decoding() -> None:
+    from tandem.validation import MAX_RECORD_BYTES, TOO_LARGE
+
+    with pytest.raises(InvalidEvent) as err:
+        decode(K.InventoryEvent, b"\x0a" * (MAX_RECORD_BYTES + 1))
+    assert err.value.reason == TOO_LARGE
