@@ -18,7 +18,7 @@ Protocol:
 The machine is shared: the 1-minute load average at start and end is recorded.
 
     python -m tandem.bench.ingest            # or: tandem bench ingest
-    python -m tandem.bench.ingest --events 200000 --rate 20000 --seconds 10 [--mode stream]
+    python -m tandem.bench.ingest --events 200000 --rate 20000 --seconds 10
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: int,
-              topology: str, mode: str = "batch", inventory_rate: float = 10.0) -> dict[str, Any]:
+              topology: str, inventory_rate: float = 10.0) -> dict[str, Any]:
     from tandem.engine.loaders import load_topology
     from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
     from tandem.streams import topics as T
@@ -196,7 +196,7 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
                         web_enabled=False, data_dir=tempfile.mkdtemp(prefix="tandem-bench-"))
     # First start: the worker folds the inventory (into the inventory table's changelog).
     tandem = create_app(settings)
-    telemetry_agent.install(tandem, mode=mode)
+    telemetry_agent.install(tandem)
     await tandem.app.start()
     try:
         deadline = time.monotonic() + 60
@@ -216,24 +216,25 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
     # Restart with a backlog: the inventory is recovered from its changelog before the
     # telemetry consumer starts, then the backlog is folded.
     tandem = create_app(replace(settings, data_dir=tempfile.mkdtemp(prefix="tandem-bench-")))
-    fold = telemetry_agent.install(tandem, mode=mode)
+    fold = telemetry_agent.install(tandem).fold
+    loop_stats = tandem.loops["telemetry"].stats
     st = fold.stats
     first: list[float] = []
     fetch_lags: list[float] = []
     orig = fold.process
 
-    async def timed(evs: list[Any]) -> None:  # wall and CPU time of the first batch start
+    async def timed(evs: list[Any]) -> list[Any]:  # wall and CPU time of the first batch start
         if not first:
             first.extend((time.perf_counter(), time.process_time()))
         if st.record_lags:  # produce -> handed to the fold (fetch and queueing part of lag)
             now = time.time()
             fetch_lags.extend(now - rec[5] for rec in evs)
-        await orig(evs)
+        return await orig(evs)
 
     fold.process = timed  # type: ignore[method-assign]
     cpu0 = time.process_time()
     await tandem.app.start()
-    result: dict[str, Any] = {"mode": mode, "topology": topology, "links": len(links), "sites": len(topo.sites),
+    result: dict[str, Any] = {"mode": "transactional loop", "topology": topology, "links": len(links), "sites": len(topo.sites),
                               "events": events, "produce_backlog_s": round(produce_s, 2)}
     try:
         deadline = time.monotonic() + 120 + events / 5000
@@ -254,7 +255,7 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
         st.record_lags = True
         base = st.records
         cpu_lag0, wall_lag0 = time.process_time(), time.perf_counter()
-        st.commit_s_max = 0.0
+        loop_stats.commit_s_max = 0.0
         proc = subprocess.Popen([sys.executable, "-m", "tandem.bench.ingest", "--_produce",
                                  "--broker", bootstrap, "--_prefix", prefix, "--rate", str(rate),
                                  "--seconds", str(seconds), "--seed", str(seed + 1),
@@ -271,7 +272,7 @@ async def run(bootstrap: str, events: int, rate: float, seconds: float, seed: in
         result.update(lag_rate_target=rate, lag_seconds=seconds, lag_sent=sent,
                       lag_inventory_updates_per_s=inventory_rate,
                       lag_worker_cpu_share=round(worker_share, 2),
-                      commit_s_max=round(st.commit_s_max, 3),
+                      commit_s_max=round(loop_stats.commit_s_max, 3),
                       lag_folded=st.records - base,
                       lag_p50_ms=round(_pct(lags, 0.50) * 1000, 1),
                       lag_p99_ms=round(_pct(lags, 0.99) * 1000, 1),
@@ -330,8 +331,6 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topology", default=TOPOLOGY)
     p.add_argument("--inventory-rate", type=float, default=10.0,
                    help="link inventory updates per second during the lag phase (default 10)")
-    p.add_argument("--mode", choices=("batch", "stream"), default="batch",
-                   help="telemetry consumer: batch (default) or Faust stream.take_events")
     p.add_argument("--out", default=str(OUT))
 
 
@@ -342,7 +341,7 @@ def handler(args: argparse.Namespace) -> int:
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     logging.getLogger("tandem.streams.agents.telemetry").setLevel(logging.WARNING)
     r = asyncio.run(run(args.broker, args.events, args.rate, args.seconds, args.seed,
-                        args.topology, args.mode, args.inventory_rate))
+                        args.topology, args.inventory_rate))
     _print(r)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

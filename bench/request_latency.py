@@ -88,7 +88,8 @@ async def _run(args: argparse.Namespace) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=args.broker, acks="all", linger_ms=0)
     await producer.start()
     consumer = AIOKafkaConsumer(name(T.DECISIONS_BASE), bootstrap_servers=args.broker,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                isolation_level="read_committed")
     await consumer.start()
     tmp = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
     env = {**os.environ, "TANDEM_KAFKA": args.broker, "TANDEM_TOPIC_PREFIX": prefix,
@@ -112,7 +113,8 @@ async def _run(args: argparse.Namespace) -> int:
         await producer.flush()
         n_inv = len(topo.sites) + len(topo.links)
         inputs = AIOKafkaConsumer(name(T.DECIDER_BASE), bootstrap_servers=args.broker,
-                                  auto_offset_reset="earliest", enable_auto_commit=False)
+                                  auto_offset_reset="earliest", enable_auto_commit=False,
+                                  isolation_level="read_committed")
         await inputs.start()
         try:  # requests travel another topic: wait until the decider has the whole inventory
             seen = 0

@@ -68,7 +68,7 @@ async def _wait_event(bootstrap: str, topic: str, link: str, since: float, timeo
 
     from tandem.v1 import link_state_pb2 as ls
 
-    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+    c = AIOKafkaConsumer(topic, isolation_level="read_committed", bootstrap_servers=bootstrap, group_id=None,
                          auto_offset_reset="earliest", fetch_max_wait_ms=5)
     await c.start()
     try:

@@ -36,7 +36,7 @@ class SdnDriver:
         await self.producer.start()
         ack_topic = T.SPECS[T.SDN_ACKS_BASE].name(self.prefix)
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                                         fetch_max_wait_ms=10)
+                                         fetch_max_wait_ms=10, isolation_level="read_committed")
         await self.consumer.start()
         parts = self.consumer.partitions_for_topic(ack_topic)
         if not parts:

@@ -50,9 +50,11 @@ async def run_kafka(unit: ControlUnit, bootstrap: str, prefix: str | None,
     group = f"tandem-sdn-{site}"
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level="read_committed",
                                 client_id=f"tandem-sdn-{site}", fetch_max_wait_ms=20)
     inv_consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                    auto_offset_reset="earliest", fetch_max_wait_ms=200)
+                                    auto_offset_reset="earliest", fetch_max_wait_ms=200,
+                                    isolation_level="read_committed")
     await producer.start()
     for name in names.values():  # metadata now, not on the first ack of a reroute
         await producer.partitions_for(name)

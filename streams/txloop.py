@@ -241,7 +241,9 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
                 bootstrap_servers=loop.broker, group_id=loop.group_id,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 isolation_level="read_committed",
-                max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=16 * 1024 * 1024)
+                # Room for a few oversized (1 MB) records per round trip: a backlog of them
+                # is read at the speed of the link, not of the round trips.
+                max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
             await loop.consumer.start()
             loop.consumer.subscribe(list(loop.handlers), listener=Listener())
 

@@ -57,8 +57,6 @@ class Stats:
     batches: int = 0
     table_writes: int = 0
     ports_unmapped: int = 0
-    # Longest producer flush + offset commit (the consumer loop waits for it).
-    commit_s_max: float = 0.0
     # Produce (Kafka record timestamp) → table write, seconds; filled only when record_lags.
     record_lags: bool = False
     lags: array[float] = field(default_factory=lambda: array("d"))

@@ -53,7 +53,7 @@ def link(lid: str, a: str, b: str, cap: float = 100.0) -> K.InventoryEvent:
 async def dead_letters(bootstrap: str, prefix: str, n: int) -> list[alarms_pb2.DeadLetter]:
     consumer = AIOKafkaConsumer(T.SPECS[T.DEAD_LETTERS_BASE].name(prefix),
                                 bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
+                                enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     out: list[alarms_pb2.DeadLetter] = []
     try:

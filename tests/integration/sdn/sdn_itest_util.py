@@ -48,7 +48,7 @@ async def collect(bootstrap: str, topic: str, schema: Any, pred: Any, timeout: f
     """Events of `topic` matching `pred` until one matches (or timeout: returns [])."""
     from aiokafka import AIOKafkaConsumer
 
-    c = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+    c = AIOKafkaConsumer(topic, isolation_level="read_committed", bootstrap_servers=bootstrap, group_id=None,
                          auto_offset_reset="earliest" if from_beginning else "latest",
                          fetch_max_wait_ms=100)
     await c.start()

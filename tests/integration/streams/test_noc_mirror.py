@@ -37,7 +37,7 @@ async def mirror_worker(kafka_bootstrap: str, tandem_topics: str,
 
 
 async def read_json(bootstrap: str, topic: str, n: int) -> list[tuple[bytes, Any]]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, isolation_level="read_committed", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
     out: list[tuple[bytes, Any]] = []
@@ -85,7 +85,8 @@ async def test_mirrors_are_plain_json(mirror_worker: Tandem, kafka_bootstrap: st
     assert s["meta"]["time"].endswith("Z")  # RFC 3339
 
     consumer = AIOKafkaConsumer(name(T.DEAD_LETTERS_BASE), bootstrap_servers=kafka_bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                isolation_level="read_committed")
     await consumer.start()
     letters: list[alarms_pb2.DeadLetter] = []
     try:

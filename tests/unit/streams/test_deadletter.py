@@ -32,3 +32,13 @@ def test_a_small_record_is_kept_whole_and_its_id_names_its_origin() -> None:
     assert a.meta.event_id == b.meta.event_id  # a repeat is recognisable downstream
     other = dead_letter("dl", Record("in", 0, 6, b"key", b"\xff junk", 0.0), "undecodable", "d", "c")
     assert alarms_pb2.DeadLetter.FromString(other.value or b"").meta.event_id != a.meta.event_id
+
+
+def test_a_flood_of_dead_letters_is_logged_in_bursts_and_counted_whole() -> None:
+    from tandem.streams import deadletter as D
+
+    key = ("flood-test", "undecodable")
+    said = [D._should_log(key, 100.0 + i * 0.001) for i in range(50)]
+    assert [s for s, _ in said].count(True) == D.LOG_BURST
+    again, left = D._should_log(key, 100.0 + D.LOG_WINDOW_S + 1)  # the next window
+    assert again and left == 50 - D.LOG_BURST
