@@ -93,6 +93,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.web_port is None:  # nothing to browse in a run that ends by itself
         settings = replace(settings, web_enabled=False)
     signal.signal(signal.SIGUSR2, lambda *_: _dump_stacks())  # as `tandem worker` does
+    # Ctrl-C (SIGINT) and SIGTERM end the demo cleanly, also when it was started with SIGINT
+    # ignored (a shell starts `cmd &` that way in scripts, and so did a CI runner: Ctrl-C then
+    # did nothing at all). asyncio.run turns SIGINT into a cancellation of the demo only when the
+    # default handler is in place; SIGTERM is routed to the same path.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     return asyncio.run(run_demo(settings, timeout=args.timeout, hold=args.hold))
 
 

@@ -278,8 +278,14 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
                 async with lock:
                     if loop.paused:
                         continue  # a rebalance began: the new owner re-reads these
+                    commits = []
                     for tp, recs in batch.items():
-                        await _one_partition(tp, recs)
+                        commit = await _one_partition(tp, recs)
+                        if commit is not None:
+                            commits.append(commit)
+                    for res in await asyncio.gather(*commits, return_exceptions=True):
+                        if isinstance(res, BaseException):  # _commit handles its own errors
+                            log.error("%s: a commit failed unexpectedly: %r", loop.name, res)
 
     def _resume_due(consumer: AIOKafkaConsumer) -> None:
         now = time.monotonic()
@@ -289,19 +295,20 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
                 consumer.seek(tp, st.position)
                 consumer.resume(tp)
 
-    async def _one_partition(tp: TopicPartition, recs: list[Any]) -> None:
+    async def _one_partition(tp: TopicPartition, recs: list[Any]) -> Awaitable[None] | None:
+        """Handle one partition's batch and send its outputs in its transaction; return the
+        commit still to await (the caller awaits the commits of all partitions together: each
+        has its own producer, and a commit is mostly waiting for the broker)."""
         st = loop.parts.get(tp)
-        consumer = loop.consumer
-        assert consumer is not None
         if st is None:  # revoked since the fetch
-            return
+            return None
         if st.retry_at:  # failing: paused until its retry time, then re-read from the commit
-            return
+            return None
         # Below the position: already committed (fetched before a seek back). A gap above it
         # is normal: transaction markers and compaction leave holes in the offsets.
         recs = [r for r in recs if r.offset >= st.position]
         if not recs:
-            return
+            return None
         handler = loop.handlers[tp.topic]
         base = loop.bases.get(tp.topic, tp.topic)
         producer = st.producer
@@ -314,14 +321,24 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
             for o in outs:
                 await producer.send(o.topic, o.value, key=o.key, partition=o.partition)
             fail.hit(base, "after_send")
+        except ProducerFenced:
+            await _fenced(tp)
+            return None
+        except Exception as exc:
+            await _abort(tp, st, exc)
+            return None
+        return _commit(tp, st, handler, base, recs, len(outs), started)
+
+    async def _commit(tp: TopicPartition, st: PartitionState, handler: Handler, base: str,
+                      recs: list[Any], n_outs: int, started: float) -> None:
+        producer = st.producer
+        try:
             await handler.before_commit()
             await producer.send_offsets_to_transaction({tp: recs[-1].offset + 1}, loop.group_id)
             fail.hit(base, "before_commit")
             await producer.commit_transaction()
         except ProducerFenced:
-            loop.stats.fenced += 1
-            log.warning("%s: %s was taken over by another worker (fenced): dropping it", loop.name, tp)
-            await drop(tp)
+            await _fenced(tp)
             return
         except Exception as exc:
             await _abort(tp, st, exc)
@@ -334,8 +351,13 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
         stats = loop.stats
         stats.batches += 1
         stats.records += len(recs)
-        stats.outputs += len(outs)
+        stats.outputs += n_outs
         stats.commit_s_max = max(stats.commit_s_max, time.monotonic() - started)
+
+    async def _fenced(tp: TopicPartition) -> None:
+        loop.stats.fenced += 1
+        log.warning("%s: %s was taken over by another worker (fenced): dropping it", loop.name, tp)
+        await drop(tp)
 
     async def _abort(tp: TopicPartition, st: PartitionState, exc: Exception) -> None:
         loop.stats.aborts += 1
