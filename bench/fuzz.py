@@ -29,8 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -75,63 +73,11 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result["meets_target"] else 1
 
 
-class Workers:
-    """`tandem worker` processes, restarted when one exits; exits counted."""
-
-    def __init__(self, n: int, broker: str, prefix: str, tmp: Path) -> None:
-        self.n, self.broker, self.prefix, self.tmp = n, broker, prefix, tmp
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.exits: list[int] = []
-        self.task: asyncio.Task[None] | None = None
-
-    def _start(self, i: int) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "TANDEM_KAFKA": self.broker, "TANDEM_TOPIC_PREFIX": self.prefix,
-               "TANDEM_APP_ID": f"{self.prefix}fuzz", "TANDEM_DATA_DIR": str(self.tmp / f"w{i}")}
-        log = open(self.tmp / f"worker{i}.log", "ab")
-        return subprocess.Popen([sys.executable, "-m", "tandem.cli", "worker", "--no-web"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    async def __aenter__(self) -> Workers:
-        self.start()
-        return self
-
-    def start(self) -> None:
-        self.procs = [self._start(i) for i in range(self.n)]
-        self.task = asyncio.create_task(self._watch())
-
-    def stop(self) -> None:
-        """A clean stop (SIGTERM), not counted as an exit."""
-        if self.task is not None:
-            self.task.cancel()
-            self.task = None
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
-        self.procs = []
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            for i, p in enumerate(self.procs):
-                if p.poll() is not None:
-                    self.exits.append(p.returncode)
-                    print(f"worker {i} exited with {p.returncode}: restarted", flush=True)
-                    self.procs[i] = self._start(i)
-
-    async def __aexit__(self, *exc: Any) -> None:
-        self.stop()
-
-
 async def fuzz(args: argparse.Namespace) -> dict[str, Any]:
     from aiokafka import AIOKafkaProducer
 
     from tandem.bench import fuzz_cases as F
+    from tandem.bench.workers import Workers
     from tandem.inventory import inventory_key
     from tandem.services.demo_data import demo_federation
     from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
@@ -148,7 +94,7 @@ async def fuzz(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"per_class": args.per_class, "valid_requests": args.valid,
                               "workers": args.workers, "worker_logs": str(tmp)}
     try:
-        async with Workers(args.workers, args.broker, prefix, tmp) as workers:
+        async with Workers(args.workers, args.broker, prefix, tmp, f"{prefix}fuzz") as workers:
             inventory = demo_federation()
             for ev in inventory:
                 await producer.send(name(T.INVENTORY_BASE), key=inventory_key(ev).encode(),
@@ -163,7 +109,7 @@ async def fuzz(args: argparse.Namespace) -> dict[str, Any]:
             import random
             ctx.rng = random.Random(args.seed)
             if not args.live:
-                workers.stop()
+                workers.stop_all()
             # origin (topic, partition, offset) -> (topic base, class, tag)
             sent: dict[tuple[str, int, int], tuple[str, str, str]] = {}
             t_send = time.monotonic()
@@ -188,7 +134,7 @@ async def fuzz(args: argparse.Namespace) -> dict[str, Any]:
             if not args.live:
                 print(f"backlog of {len(sent) + len(valid)} records sent in {send_s:.0f} s; "
                       f"starting {args.workers} worker(s)", flush=True)
-                workers.start()
+                workers.start_all()
             drained = True
             try:
                 await _settled(args.broker, prefix, f"{prefix}fuzz", args.timeout)

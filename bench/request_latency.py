@@ -1,4 +1,4 @@
-"""Benchmark: request → decision through Kafka and Faust, at a steady request rate.
+"""Benchmark: request → decision through Kafka and the worker, at steady request rates.
 
 Protocol: fresh prefixed topics on the broker; the GÉANT inventory (Topology Zoo Geant2012,
 40 sites) published; one `tandem worker` started as its own process; `--active` workloads
@@ -6,10 +6,13 @@ admitted first (seeded workload generator, bandwidths scaled by `--bw-scale` so 
 then, for `--seconds`, `--rate` place requests per second, each followed by the release of the
 oldest workload so the population stays steady. The latency of a request is the time from just
 before the benchmark hands it to its producer to the moment the benchmark's consumer receives
-its decision from the decisions topic: two Kafka hops (requests → decider log → decisions), the
-Faust agents and the joint decision itself.
+its decision from the decisions topic: two Kafka hops (requests → decider log → decisions),
+each a transaction of the worker's loop, and the joint decision itself. `--rates 100,500` runs
+one timed phase per rate; `--sweep` then raises the rate until p99 exceeds 250 ms (the
+maximum sustained rate); `--workers 2` runs two workers in one group.
 
     python -m tandem.bench.request_latency          # or: tandem bench request-latency
+    tandem bench request-latency --rates 100,500 --sweep [--workers 2]
 """
 
 from __future__ import annotations
@@ -18,9 +21,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +39,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topology", default="data/zoo/Geant2012.graphml")
     p.add_argument("--active", type=int, default=1000)
     p.add_argument("--rate", type=float, default=100.0, help="place requests per second")
+    p.add_argument("--rates", default="",
+                   help="comma-separated rates, one timed phase each (overrides --rate), e.g. "
+                        "100,500")
+    p.add_argument("--sweep", action="store_true",
+                   help="after the rates, raise the rate until p99 > 250 ms: the maximum "
+                        "sustained rate")
+    p.add_argument("--workers", type=int, default=1, help="workers in the group")
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bw-scale", type=float, default=0.15)
@@ -63,9 +71,14 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args))
 
 
+SWEEP = (100, 200, 300, 500, 700, 1000, 1300, 1600, 2000)
+SWEEP_P99_MS = 250.0
+
+
 async def _run(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+    from tandem.bench.workers import Workers
     from tandem.engine.loaders import load_topology
     from tandem.engine.network import Network
     from tandem.engine.workgen import generate
@@ -74,64 +87,56 @@ async def _run(args: argparse.Namespace) -> int:
     from tandem.pbconvert import request_to_pb
     from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
     from tandem.streams import topics as T
+    from tandem.streams.readback import wait_committed
     from tandem.v1 import decision_pb2, workload_pb2
 
+    load0 = round(os.getloadavg()[0], 2)
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     topo = load_topology(args.topology)
-    specs = T.core_topics(prefix)
-    await ensure_topics(args.broker, specs)
+    await ensure_topics(args.broker, T.core_topics(prefix))
     name = lambda base: T.SPECS[base].name(prefix)  # noqa: E731
+    rates = [float(r) for r in args.rates.split(",") if r] or [args.rate]
+    total = sum(int(r * args.seconds) for r in rates) + (
+        sum(int(r * args.seconds) for r in SWEEP) if args.sweep else 0)
     s = args.bw_scale
-    reqs = generate(topo, 20 * args.active + int(args.rate * args.seconds) * 2, args.seed,
+    reqs = generate(topo, 20 * args.active + 2 * total, args.seed,
                     net=Network(topo), bw_low=0.03 * s, bw_high=0.12 * s)
     stream = iter(reqs)
     producer = AIOKafkaProducer(bootstrap_servers=args.broker, acks="all", linger_ms=0)
     await producer.start()
     consumer = AIOKafkaConsumer(name(T.DECISIONS_BASE), bootstrap_servers=args.broker,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
-                                isolation_level="read_committed")
+                                isolation_level="read_committed", fetch_max_wait_ms=5)
     await consumer.start()
     tmp = Path(tempfile.mkdtemp(prefix="tandem-bench-"))
-    env = {**os.environ, "TANDEM_KAFKA": args.broker, "TANDEM_TOPIC_PREFIX": prefix,
-           "TANDEM_APP_ID": f"{prefix}worker", "TANDEM_DATA_DIR": str(tmp)}
-    log = open(tmp / "worker.log", "wb")
-    worker = subprocess.Popen([sys.executable, "-m", "tandem.cli", "worker", "--no-web",
-                               "--loglevel", "warning"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+    app_id = f"{prefix}worker"
+    workers = Workers(args.workers, args.broker, prefix, tmp, app_id, restart=False,
+                      loglevel="warning")
     arrived: dict[str, tuple[float, int]] = {}
+    inputs = [name(b) for b in (T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE,
+                                T.DECIDER_BASE)]
 
     async def collect() -> None:
         async for rec in consumer:
             d = decision_pb2.Decision.FromString(rec.value)
             arrived.setdefault(d.request_id, (time.perf_counter(), d.kind))
 
+    def event(req: Any) -> workload_pb2.RequestEvent:
+        return workload_pb2.RequestEvent(meta=new_meta("bench"), request_id=req.request_id,
+                                         place=request_to_pb(req))
+
     collector = asyncio.create_task(collect())
+    phases: list[dict[str, Any]] = []
     try:
+        workers.start_all()
         for ev in inventory_events(topo, source="bench/inventory"):
             await producer.send(name(T.INVENTORY_BASE), key=inventory_key(ev).encode(),
                                 value=ev.SerializeToString())
         await producer.flush()
-        n_inv = len(topo.sites) + len(topo.links)
-        inputs = AIOKafkaConsumer(name(T.DECIDER_BASE), bootstrap_servers=args.broker,
-                                  auto_offset_reset="earliest", enable_auto_commit=False,
-                                  isolation_level="read_committed")
-        await inputs.start()
-        try:  # requests travel another topic: wait until the decider has the whole inventory
-            seen = 0
-            deadline = time.monotonic() + 120
-            while seen < n_inv:
-                batch = await inputs.getmany(timeout_ms=500)
-                seen += sum(len(v) for v in batch.values())
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise RuntimeError(f"inventory not folded; see {tmp / 'worker.log'}")
-        finally:
-            await inputs.stop()
+        # Requests travel another topic: the decider has the whole inventory first.
+        await wait_committed(args.broker, f"{app_id}.control", inputs, 120)
         print(f"published {len(topo.sites)} sites and {len(topo.links)} links; "
-              f"worker pid {worker.pid}, log {tmp / 'worker.log'}")
-
-        def event(req: Any) -> workload_pb2.RequestEvent:
-            return workload_pb2.RequestEvent(meta=new_meta("bench"), request_id=req.request_id,
-                                             place=request_to_pb(req))
+              f"{args.workers} worker(s), logs in {tmp}", flush=True)
 
         # Fill: admit --active workloads (rejections are expected on a loaded network).
         admitted: list[str] = []
@@ -144,81 +149,107 @@ async def _run(args: argparse.Namespace) -> int:
             await producer.flush()
             deadline = time.monotonic() + 300
             while not all(r.request_id in arrived for r in batch):
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise RuntimeError(f"fill stalled; see {tmp / 'worker.log'}")
+                if time.monotonic() > deadline or workers.exits:
+                    raise RuntimeError(f"fill stalled; see {tmp}")
                 await asyncio.sleep(0.05)
             admitted += [r.workload_id for r in batch
                          if arrived[r.request_id][1] == decision_pb2.DECISION_KIND_PLACED]
-        admitted = admitted[: args.active] if len(admitted) > args.active else admitted
+        admitted = admitted[: args.active]
         fill_s = time.perf_counter() - started
-        print(f"fill: {len(admitted)} workloads active after {fill_s:.1f} s")
+        print(f"fill: {len(admitted)} workloads active after {fill_s:.1f} s", flush=True)
 
-        # Timed phase: steady rate of place requests, each followed by one release.
-        sent: dict[str, float] = {}
-        interval = 1.0 / args.rate
-        n = int(args.rate * args.seconds)
-        t0 = time.perf_counter()
-        for i in range(n):
-            target = t0 + i * interval
-            delay = target - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            req = next(stream)
-            sent[req.request_id] = time.perf_counter()
-            await producer.send(name(T.REQUESTS_BASE), key=req.workload_id.encode(),
-                                value=event(req).SerializeToString())
-            if admitted:
+        async def phase(rate: float) -> dict[str, Any]:
+            """A steady rate of place requests, each followed by the release of the oldest
+            workload; latency of the place requests, produce → decision received."""
+            sent: dict[str, float] = {}
+            n = int(rate * args.seconds)
+            t0 = time.perf_counter()
+            for i in range(n):
+                delay = t0 + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                req = next(stream)
+                sent[req.request_id] = time.perf_counter()
+                await producer.send(name(T.REQUESTS_BASE), key=req.workload_id.encode(),
+                                    value=event(req).SerializeToString())
                 old = admitted.pop(0)
                 rel = workload_pb2.RequestEvent(
-                    meta=new_meta("bench"), request_id=f"release-{old}-{i}",
+                    meta=new_meta("bench"), request_id=f"release-{old}-{i}-{rate}",
                     release=workload_pb2.ReleaseRequest(workload_id=old))
                 await producer.send(name(T.REQUESTS_BASE), key=old.encode(),
                                     value=rel.SerializeToString())
-            admitted.append(req.workload_id)  # released later even if rejected (harmless)
-        send_s = time.perf_counter() - t0
-        deadline = time.monotonic() + 60
-        while not all(r in arrived for r in sent) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        lat = [(arrived[r][0] - t) * 1000 for r, t in sent.items() if r in arrived]
-        kinds: dict[str, int] = {}
-        for r in sent:
-            if r in arrived:
-                k = decision_pb2.DecisionKind.Name(arrived[r][1]).removeprefix("DECISION_KIND_")
-                kinds[k.lower()] = kinds.get(k.lower(), 0) + 1
-        result = {
-            "topology": Path(args.topology).stem, "sites": len(topo.sites),
-            "active_workloads": args.active, "rate_target": args.rate,
-            "rate_achieved": round(n / send_s, 1), "requests": n,
-            "decided": len(lat), "lost": n - len(lat), "outcomes": kinds,
-            "latency_ms": {"p50": percentile(lat, 0.5), "p90": percentile(lat, 0.9), "p99": percentile(lat, 0.99),
-                           "max": max(lat) if lat else float("nan"),
-                           "mean": statistics.fmean(lat) if lat else float("nan")},
-            "target_p99_ms": 50.0, "fill_seconds": round(fill_s, 1),
-            "command": "tandem bench request-latency " + " ".join(sys.argv[3:]),
-        }
+                admitted.append(req.workload_id)  # released later even if rejected (harmless)
+            send_s = time.perf_counter() - t0
+            deadline = time.monotonic() + 120
+            while not all(r in arrived for r in sent) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            lat = [(arrived[r][0] - t) * 1000 for r, t in sent.items() if r in arrived]
+            kinds: dict[str, int] = {}
+            for r in sent:
+                if r in arrived:
+                    k = decision_pb2.DecisionKind.Name(arrived[r][1]).removeprefix(
+                        "DECISION_KIND_").lower()
+                    kinds[k] = kinds.get(k, 0) + 1
+            done = max((arrived[r][0] for r in sent if r in arrived), default=t0)
+            res = {"rate_target": rate, "rate_sent": round(n / send_s, 1),
+                   "decisions_per_s": round(2 * len(lat) / max(1e-9, done - t0), 1),
+                   "requests": n, "decided": len(lat), "lost": n - len(lat), "outcomes": kinds,
+                   "latency_ms": {"p50": percentile(lat, 0.5), "p90": percentile(lat, 0.9),
+                                  "p99": percentile(lat, 0.99),
+                                  "max": max(lat) if lat else float("nan"),
+                                  "mean": statistics.fmean(lat) if lat else float("nan")}}
+            lm = res["latency_ms"]
+            print(f"  {rate:>7.0f}/s (+ as many releases): p50 {lm['p50']:.1f} ms, p99 "
+                  f"{lm['p99']:.1f} ms, max {lm['max']:.1f} ms; {res['decisions_per_s']} "
+                  f"decisions/s; {res['lost']} lost", flush=True)
+            return res
+
+        for rate in rates:
+            phases.append(phase_r := await phase(rate))
+            phase_r["kind"] = "target"
+        best = None
+        if args.sweep:
+            for rate in SWEEP:
+                r = await phase(rate)
+                r["kind"] = "sweep"
+                phases.append(r)
+                if r["lost"] or r["latency_ms"]["p99"] > SWEEP_P99_MS or \
+                        r["rate_sent"] < 0.95 * rate:
+                    break
+                best = rate
     finally:
         collector.cancel()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        workers.stop_all()
         await consumer.stop()
         await producer.stop()
         if not args.keep_topics:
             await delete_topics_with_prefix(args.broker, prefix)
-    lm = result["latency_ms"]
-    print(f"\n{'topology':<12}{'active':>8}{'rate/s':>9}{'decided':>9}{'p50 ms':>9}"
-          f"{'p90 ms':>9}{'p99 ms':>9}{'max ms':>9}")
-    print(f"{result['topology']:<12}{args.active:>8}{result['rate_achieved']:>9}"
-          f"{result['decided']:>9}{lm['p50']:>9.1f}{lm['p90']:>9.1f}{lm['p99']:>9.1f}{lm['max']:>9.1f}")
-    print(f"outcomes: {kinds}; target p99 <= 50 ms: "
-          f"{'met' if lm['p99'] <= 50 else 'NOT met'}")
+    targets = {100.0: 50.0, 500.0: 100.0}
+    result = {
+        "topology": Path(args.topology).stem, "sites": len(topo.sites), "workers": args.workers,
+        "active_workloads": args.active, "seconds_per_phase": args.seconds, "phases": phases,
+        "max_sustained_rate_p99_le_250ms": best if args.sweep else None,
+        "targets_p99_ms": {str(int(k)): v for k, v in targets.items()},
+        "fill_seconds": round(fill_s, 1),
+        "load_average_1m_start_end": [load0, round(os.getloadavg()[0], 2)],
+        "command": "tandem bench request-latency " + " ".join(sys.argv[3:]),
+    }
+    print(f"\n{'workers':>7}{'rate/s':>9}{'sent/s':>9}{'dec/s':>9}{'p50 ms':>9}{'p90 ms':>9}"
+          f"{'p99 ms':>9}{'max ms':>9}{'lost':>6}  target")
+    for ph in phases:
+        lm = ph["latency_ms"]
+        tgt = targets.get(ph["rate_target"]) if ph["kind"] == "target" else SWEEP_P99_MS
+        verdict = "" if tgt is None else ("met" if lm["p99"] <= tgt and not ph["lost"]
+                                          else "NOT met") + f" (p99 <= {tgt:.0f})"
+        print(f"{args.workers:>7}{ph['rate_target']:>9.0f}{ph['rate_sent']:>9.1f}"
+              f"{ph['decisions_per_s']:>9.1f}{lm['p50']:>9.1f}{lm['p90']:>9.1f}{lm['p99']:>9.1f}"
+              f"{lm['max']:>9.1f}{ph['lost']:>6}  {verdict}")
+    if args.sweep:
+        print(f"maximum sustained rate with p99 <= {SWEEP_P99_MS:.0f} ms: "
+              f"{best if best is not None else 'below ' + str(SWEEP[0])} requests/s "
+              f"(+ as many releases)")
+    print(f"load average (1 min) at start/end: {result['load_average_1m_start_end']}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -40,7 +40,9 @@ class SdnDriver:
         await self.consumer.start()
         parts = self.consumer.partitions_for_topic(ack_topic)
         if not parts:
-            await self.consumer._client.force_metadata_update()  # topic created by the units
+            from tandem.streams.compat import aiokafka_private
+
+            await aiokafka_private.force_metadata_update(self.consumer)  # created by the units
             parts = self.consumer.partitions_for_topic(ack_topic) or {0}
         tps = [TopicPartition(ack_topic, p) for p in sorted(parts)]
         self.consumer.assign(tps)

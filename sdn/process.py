@@ -45,6 +45,9 @@ async def run_kafka(unit: ControlUnit, bootstrap: str, prefix: str | None,
     unit.publish_many = lambda items: loop.call_soon_threadsafe(outbox.put_nowait, list(items))
     unit.on_acked = lambda off: loop.call_soon_threadsafe(commits.put_nowait, off)
 
+    from tandem.streams import compat
+
+    compat.apply_all()  # workarounds of aiokafka behaviour, at this process's start
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1,
                                 client_id=f"tandem-sdn-{site}")
     group = f"tandem-sdn-{site}"

@@ -20,6 +20,7 @@ BENCHMARKS: tuple[str, ...] = (
     "tandem.bench.ingest",
     "tandem.bench.request_latency",
     "tandem.bench.fuzz",
+    "tandem.bench.failover",
 )
 
 

@@ -84,6 +84,9 @@ async def _run(args: argparse.Namespace) -> int:
             X.host_counters(ifaces)  # fail now on a missing interface
         else:
             X.ovs_counters(ifaces)
+    from tandem.streams import compat
+
+    compat.apply_all()  # workarounds of aiokafka behaviour, at this process's start
     producer = AIOKafkaProducer(bootstrap_servers=args.broker, acks="all", linger_ms=5)
     try:
         await asyncio.wait_for(producer.start(), 20)

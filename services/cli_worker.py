@@ -69,12 +69,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     os.environ.setdefault("TANDEM_KAFKA", settings.broker)
     tandem = create_app(settings)
     worker = faust.Worker(tandem.app, loglevel=args.loglevel)
-    # mode's worker binds SIGUSR2 to an interactive debugger: a stack dump instead.
-    worker._on_sigusr2 = _dump_stacks  # noqa: SLF001
-    # mode leaves the root logger at DEBUG (filtering in its handlers): every debug call in
-    # Faust and aiokafka then builds a record, formatting each message's payload (~5% of the
-    # decider's CPU). The requested level goes on the root logger itself.
-    worker.on_setup_root_logger = lambda root, level: root.setLevel(level)
+    from tandem.streams.compat import mode_worker
+
+    mode_worker.configure(worker, _dump_stacks)  # SIGUSR2: a stack dump; the root log level
     worker.execute_from_commandline()
     return 0
 
@@ -171,11 +168,13 @@ def _dump_stacks() -> None:
     import faulthandler
     import sys
 
+    from tandem.streams.compat import aiokafka_private
+
     out = sys.__stderr__  # a real file: mode replaces sys.stderr with a logging proxy
     faulthandler.dump_traceback(file=out, all_threads=True)
     for line in _task_chains():
         print(line, file=out)
-    for line in _producer_queues() + _consumer_states():
+    for line in aiokafka_private.producer_queues() + aiokafka_private.consumer_states():
         print(line, file=out)
     out.flush()
 
@@ -207,58 +206,3 @@ def _task_chains() -> list[str]:
     return lines
 
 
-def _producer_queues() -> list[str]:
-    """What each Kafka producer still holds, with the partition leaders it knows (aiokafka's
-    private state: best effort, a diagnostic must not fail the worker)."""
-    import gc
-
-    lines: list[str] = []
-    try:
-        from aiokafka import AIOKafkaProducer
-
-        for prod in [o for o in gc.get_objects() if isinstance(o, AIOKafkaProducer)]:
-            acc, sender, client = prod._message_accumulator, prod._sender, prod.client  # noqa: SLF001
-            waiting = [tp for tp, q in acc._batches.items() if q]  # noqa: SLF001
-            lines.append(
-                f"--- producer {id(prod):x}: {len(waiting)} partition(s) with batches waiting, "
-                f"in flight to nodes {getattr(sender, '_in_flight', '?')}, "
-                f"{len(acc._pending_batches)} batch(es) sent and unanswered")  # noqa: SLF001
-            for tp in waiting:
-                lines.append(
-                    f"    {tp.topic}[{tp.partition}]: {len(acc._batches[tp])} batch(es), "  # noqa: SLF001
-                    f"leader {client.cluster.leader_for_partition(tp)}, "
-                    f"topic tracked {tp.topic in client._topics}, "  # noqa: SLF001
-                    f"metadata update pending {client._md_update_fut is not None}")  # noqa: SLF001
-    except Exception as exc:
-        lines.append(f"--- producer state unavailable: {exc!r}")
-    return lines
-
-
-def _consumer_states() -> list[str]:
-    """What each Kafka consumer subscribes to, holds, and knows of the cluster (aiokafka's
-    private state: best effort)."""
-    import gc
-
-    lines: list[str] = []
-    try:
-        from aiokafka import AIOKafkaConsumer
-
-        from tandem.streams.web import consumer_group
-
-        for cons in [o for o in gc.get_objects() if isinstance(o, AIOKafkaConsumer)]:
-            sub, coord, client = cons._subscription, cons._coordinator, cons._client  # noqa: SLF001
-            topics = sorted(sub.subscription.topics) if sub.subscription else []
-            known = set(client.cluster.topics())
-            group = consumer_group(cons)
-            lines.append(
-                f"--- consumer {id(cons):x} group {getattr(cons, '_group_id', None)}: "
-                f"{len(topics)} topic(s) subscribed, "
-                f"{len([t for t in topics if t not in known])} not in its metadata, "
-                f"assigned {group['assigned_partitions']} partition(s), "
-                f"coordinator {getattr(coord, 'coordinator_id', None)}, "
-                f"rejoin needed {coord.need_rejoin(sub.subscription) if sub.subscription else '?'}, "
-                f"member {getattr(coord, 'member_id', None)!r}, "
-                f"generation {group['generation']}, error held for the user {group['error']}")
-    except Exception as exc:
-        lines.append(f"--- consumer state unavailable: {exc!r}")
-    return lines

@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from tandem.streams.topic_readiness import wait_until_gone, wait_until_visible
+from tandem.streams.compat import aiokafka_private
+from tandem.streams.compat.kafka_topic_visibility import wait_until_gone, wait_until_visible
 from tandem.streams.topics import TopicSpec
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ async def ensure_topics(
         # Created is not yet usable: a consumer subscribing now could be told "unknown topic"
         # and a Faust worker would then never form its group (tandem.streams.topic_readiness).
         if visible_timeout is not None:
-            await wait_until_visible(admin._client, wanted, timeout=visible_timeout)  # noqa: SLF001
+            await wait_until_visible(aiokafka_private.admin_client(admin), wanted,
+                                     timeout=visible_timeout)
     finally:
         await admin.close()
     return result
@@ -110,7 +112,7 @@ async def _delete(bootstrap: str, select: Callable[[list[str]], list[str]]) -> l
         doomed = sorted(select(await admin.list_topics()))
         if doomed:
             await admin.delete_topics(doomed)
-            await wait_until_gone(admin._client, doomed)  # noqa: SLF001
+            await wait_until_gone(aiokafka_private.admin_client(admin), doomed)
         return doomed
     finally:
         await admin.close()

@@ -1,9 +1,5 @@
-"""Tandem's stream processing (Faust app, agents, topics).
+"""Tandem's stream processing (the Faust worker, its exactly-once loops, topics).
 
-Importing it makes aiokafka clients keep every topic they produce to in their metadata: see
-`tandem.streams.kafka_metadata`.
+Workarounds of aiokafka, Faust and mode behaviour live in `tandem.streams.compat` and are
+applied explicitly at a process's start (`tandem.streams.compat.apply_all()`), not on import.
 """
-
-from tandem.streams import kafka_metadata as _kafka_metadata
-
-_kafka_metadata.apply()

@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 
-from tandem.streams import topic_readiness
+from tandem.streams import compat
 from tandem.streams import topics as T
 from tandem.streams.settings import Settings
 from tandem.streams.txloop import TxLoop
@@ -47,7 +47,7 @@ class Tandem:
 
 def create_app(settings: Settings) -> Tandem:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    topic_readiness.apply()  # Faust's own topics are usable once declared (see the module)
+    compat.apply_all()  # every workaround of aiokafka/Faust/mode behaviour (see the package)
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url,

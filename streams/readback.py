@@ -20,6 +20,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from tandem.streams.compat import aiokafka_private
+
 
 async def record_at_or_after(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int,
                              end: int) -> bool:
@@ -79,13 +81,19 @@ async def read_topic(bootstrap: str, topic: str, end: int | None = None) -> list
     return await _read(bootstrap, topic, only_partition=0, end=end)
 
 
+async def read_tail(bootstrap: str, topic: str, n: int) -> list[Any]:
+    """At most the last `n` offsets' records of partition 0 of `topic` (markers included in
+    the count, so possibly fewer records)."""
+    return await _read(bootstrap, topic, only_partition=0, last=n)
+
+
 async def read_all_partitions(bootstrap: str, topic: str) -> list[Any]:
     """Every committed record of `topic` up to its current end, partition by partition."""
     return await _read(bootstrap, topic)
 
 
 async def _read(bootstrap: str, topic: str, only_partition: int | None = None,
-                end: int | None = None, timeout: float = 60.0) -> list[Any]:
+                end: int | None = None, timeout: float = 60.0, last: int = 0) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed", auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=4 * 1024 * 1024)
@@ -99,7 +107,7 @@ async def _read(bootstrap: str, topic: str, only_partition: int | None = None,
         if end is not None:
             ends = {tp: min(e, end) for tp, e in ends.items()}
         for tp in tps:
-            consumer.seek(tp, 0)
+            consumer.seek(tp, max(0, ends[tp] - last) if last else 0)
         out: list[Any] = []
         # Done with a partition once the consumer's position reaches the end: offsets have
         # holes (transaction markers, aborted records), so the last record is not the end.
@@ -128,5 +136,5 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float =
             return set(parts)
         if time.monotonic() > deadline:
             raise RuntimeError(f"topic {topic!r} does not exist (no metadata in {timeout:.0f} s)")
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - no public call for it
+        await aiokafka_private.force_metadata_update(consumer)
         await asyncio.sleep(0.1)

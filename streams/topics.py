@@ -54,6 +54,8 @@ COMPUTE_ACKS_BASE = "tandem.compute.acks"
 SDN_COMMANDS_BASE = "tandem.sdn.commands."
 COMPUTE_COMMANDS_BASE = "tandem.compute.commands."
 DECIDER_BASE = "tandem.decider"
+DECIDER_SNAPSHOTS_BASE = "tandem.decider-snapshots"
+DECIDER_SNAPSHOT_IDS_BASE = "tandem.decider-snapshot-ids"
 # JSON mirrors of the NOC-facing topics (protobuf JSON mapping), for generic consumers.
 NOC_DECISIONS_JSON_BASE = "tandem.noc.decisions.json"
 NOC_ALARMS_JSON_BASE = "tandem.noc.alarms.json"
@@ -86,6 +88,16 @@ SPECS: dict[str, TopicSpec] = {
                   "Every input that can change a decision, in the one order the decider folds "
                   "(single partition: one serial order makes replay exact and prevents two "
                   "workers from reserving the same capacity)."),
+        TopicSpec(DECIDER_SNAPSHOTS_BASE, decider_pb2.DeciderSnapshot, '"head"', 1,
+                  {"cleanup.policy": "compact", "max.message.bytes": str(64 * 1024 * 1024),
+                   "segment.ms": str(600 * 1000), "min.cleanable.dirty.ratio": "0.1"},
+                  "The decider's engine state with the log offset it covers: a worker taking "
+                  "over restores the newest and folds only the log after it."),
+        TopicSpec(DECIDER_SNAPSHOT_IDS_BASE, decider_pb2.DeciderSnapshot,
+                  '"ids/<from>-<to>"', 1,
+                  {"cleanup.policy": "compact", "max.message.bytes": str(64 * 1024 * 1024)},
+                  "The decider's dedupe entries (input and request ids), one delta per snapshot, "
+                  "chained from offset 0."),
         TopicSpec(NOC_DECISIONS_JSON_BASE, decision_pb2.Decision, "workload_id", 1,
                   {"retention.ms": str(7 * DAY_MS)}, "Decisions as JSON (NOC).", "json"),
         TopicSpec(NOC_ALARMS_JSON_BASE, alarms_pb2.Alarm, "element id", 1,

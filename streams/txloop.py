@@ -78,6 +78,10 @@ class Handler(Protocol):
     def revoked(self, tp: TopicPartition) -> None:
         """This worker no longer owns `tp`."""
 
+    async def prepare(self, tp: TopicPartition, first_offset: int) -> None:
+        """Called before the transaction of a batch starting at `first_offset` begins: the
+        place for long work (rebuilding state) that must not hold a transaction open."""
+
     async def handle(self, records: list[Record]) -> list[Out]:
         """One partition's records in offset order → the outputs, in the order to send them."""
 
@@ -184,7 +188,7 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
             enable_idempotence=True, linger_ms=0, retry_backoff_ms=10,
             # An open transaction of a worker that died blocks read_committed readers of its
             # output partitions until the next owner fences it or this timeout ends it.
-            transaction_timeout_ms=10_000, max_request_size=4 * 1024 * 1024)
+            transaction_timeout_ms=30_000, max_request_size=64 * 1024 * 1024)
         await producer.start()  # initialises the transactional id: fences the last owner
         return producer
 
@@ -314,6 +318,7 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
         producer = st.producer
         started = time.monotonic()
         try:
+            await handler.prepare(tp, recs[0].offset)
             await producer.begin_transaction()
             outs = await handler.handle([
                 Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp / 1000.0)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import Any
 
+from tandem.streams.compat import aiokafka_private
 from tandem.streams.deadletter import COUNTS
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,16 @@ async def lag(tandem: Any) -> dict[str, int]:
 def group_state(app: Any) -> dict[str, Any]:
     """The consumer group as Faust's consumer (tables) sees it (see `consumer_group`)."""
     try:
-        return consumer_group(app.consumer._thread._consumer)  # noqa: SLF001
+        return consumer_group(aiokafka_private.faust_consumer(app))
     except Exception:
         return {"state": "not started", "assigned_partitions": 0, "error": None}
+
+
+# State, assigned partitions, generation and held error of one aiokafka consumer: while an
+# error is held at start-up Faust's group never forms and the worker waits forever, silently
+# (seen when topics were not yet in the broker's metadata; see
+# `tandem.streams.compat.kafka_topic_visibility`).
+consumer_group = aiokafka_private.consumer_group
 
 
 def loop_groups(tandem: Any) -> dict[str, dict[str, Any]]:
@@ -58,7 +66,7 @@ def consumer_group(consumer: Any) -> dict[str, Any]:
     `error` is an error aiokafka holds for the consumer's user. Faust collects such errors only
     while fetching, and it fetches only after its first assignment: while one is held at
     start-up the group never forms and the worker waits forever, silently (seen when topics
-    were not yet in the broker's metadata; see `tandem.streams.topic_readiness`). Reads
+    were not yet in the broker's metadata; see `tandem.streams.compat.kafka_topic_visibility`). Reads
     aiokafka's private state."""
     coordinator = consumer._coordinator  # noqa: SLF001
     assigned = len(consumer.assignment())

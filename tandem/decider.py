@@ -94,6 +94,10 @@ class Decider:
         self.count = 0
         self._order = b""  # digest of the request being answered
         self._answered_now: list[str] = []  # request ids answered by the input being folded
+        # Input ids and request ids added since the last snapshot took them (`take_new_ids`):
+        # the dedupe maps only grow, so a snapshot stores each entry once.
+        self.new_inputs: list[str] = []
+        self.new_requests: list[str] = []
 
     # ---------------------------------------------------------------------------- fold
     def fold_record(self, payload: bytes | None, now: float) -> Outputs:
@@ -160,6 +164,8 @@ class Decider:
                 self.requests_answered.pop(rid, None)
             raise
         self.inputs_folded[iid] = digest
+        self.new_inputs.append(iid)
+        self.new_requests.extend(self._answered_now)
         return out
 
     def _fold(self, inp: decider_pb2.DeciderInput, which: str | None) -> Outputs:

@@ -6,6 +6,7 @@ changelog, mirrors, dead letters) is committed together with the input offsets.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
@@ -14,7 +15,7 @@ from aiokafka import TopicPartition
 from google.protobuf.message import Message
 
 from tandem.events import derived_id, new_meta
-from tandem.streams import tables
+from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams import topics as T
 from tandem.streams.deadletter import dead_letter
 from tandem.streams.txloop import Out, Record
@@ -55,13 +56,18 @@ class InputHandler(Generic[M]):
         # Table writes of the aborted batch are re-derived, identically, when it is re-read.
         return None
 
+    async def prepare(self, tp: TopicPartition, first_offset: int) -> None:
+        return None
+
     async def before_commit(self) -> None:
         if self.writes_tables:
             await tables.flush(self.tandem.app)
 
     async def handle(self, records: list[Record]) -> list[Out]:
         outs: list[Out] = []
-        for rec in records:
+        for n, rec in enumerate(records):
+            if n % 200 == 199:
+                await asyncio.sleep(0)  # a long batch lets heartbeats and the web page through
             mine: list[Out] = []
             try:
                 msg = decode(self.schema, rec.value)

@@ -4,30 +4,42 @@ decisions, per-site SDN and compute commands, and alarms; records workloads in a
 The decider topic has one partition, so exactly one worker decides at a time. Each batch is a
 transaction (`tandem.streams.txloop`): the outputs of its inputs and the offset after them are
 committed together, so a worker taking over finds every input below the committed offset
-decided *and* published, and none above it. It rebuilds the decider's state by folding the log
-from offset 0 up to that offset (publishing nothing), then goes on from there. Recovery after
-an aborted transaction is the same.
+decided *and* published, and none above it. It rebuilds the decider's state up to that offset
+(publishing nothing), then goes on from there. Recovery after an aborted transaction is the same.
+
+Rebuilding does not fold the whole log, which grows forever: every `SNAPSHOT_EVERY` inputs (or
+`SNAPSHOT_MAX_AGE_S` seconds) the batch's transaction also writes a snapshot to
+`tandem.decider-snapshots` (`tandem.snapshot`: the engine state under key "head", the dedupe
+entries added since the last snapshot under "ids/<from>-<to>"), and a worker taking over restores
+the latest head, checks it, and folds only the log after it. Any snapshot it cannot use (another
+format, a broken chain, a fingerprint that does not match) is said in the log and the log is
+folded from offset 0 instead: slower, never wrong.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 from aiokafka import TopicPartition
 
+from tandem import snapshot
 from tandem.decider import Decider, Outputs
-from tandem.streams import tables
+from tandem.events import new_meta
+from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams import topics as T
 from tandem.streams.agents.base import ensure_site_topics, global_table
 from tandem.streams.deadletter import dead_letter
-from tandem.streams.readback import read_topic
+from tandem.streams.readback import read_tail, read_topic
 from tandem.streams.txloop import Out, Record
-from tandem.v1 import decision_pb2
+from tandem.v1 import decider_pb2, decision_pb2
 
 log = logging.getLogger(__name__)
 CONSUMER = "decider"
+SNAPSHOT_EVERY = 1000  # inputs folded since the last snapshot (bounds a takeover's tail)
+SNAPSHOT_MAX_AGE_S = 10.0  # ... or this long, if anything was folded
 
 
 class DeciderHandler:
@@ -39,6 +51,11 @@ class DeciderHandler:
         self.decider: Decider | None = None
         self.next_offset: int | None = None
         self.recoveries = 0
+        self.last_recovery: dict[str, object] = {}
+        # The log offset the newest snapshot covers (its deltas chain from 0 up to it).
+        self.snapshot_offset = 0
+        self.snapshot_at = time.monotonic()
+        self.snapshots_written = 0
         prefix = tandem.settings.topic_prefix
         self.prefix = prefix
         self.broker = tandem.settings.broker
@@ -46,11 +63,15 @@ class DeciderHandler:
         self.decisions = T.SPECS[T.DECISIONS_BASE].name(prefix)
         self.alarms = T.SPECS[T.ALARMS_BASE].name(prefix)
         self.dead = T.SPECS[T.DEAD_LETTERS_BASE].name(prefix)
+        self.snapshots = T.SPECS[T.DECIDER_SNAPSHOTS_BASE].name(prefix)
+        self.snapshot_ids = T.SPECS[T.DECIDER_SNAPSHOT_IDS_BASE].name(prefix)
 
     async def assigned(self, tp: TopicPartition, committed: int) -> None:
         if self.decider is not None and self.next_offset == committed:
             return  # kept through the rebalance, and nobody else committed meanwhile
-        await self.recover(committed)
+        # Rebuilt before the first batch (`prepare`), not here: a long rebuild inside the
+        # rebalance callback held the group up until this member's session expired.
+        self.decider, self.next_offset = None, None
 
     def revoked(self, tp: TopicPartition) -> None:
         self.decider, self.next_offset = None, None
@@ -59,31 +80,108 @@ class DeciderHandler:
         # The state holds inputs whose outputs were not committed: rebuilt on the next batch.
         self.decider, self.next_offset = None, None
 
+    async def prepare(self, tp: TopicPartition, first_offset: int) -> None:
+        # Before the batch's transaction begins: rebuilding can take seconds, longer than a
+        # transaction may stay open. Everything below the first record re-read is committed
+        # (a gap before it holds transaction markers only).
+        if self.decider is None or self.next_offset is None:
+            await self.recover(first_offset)
+
     async def before_commit(self) -> None:
         await tables.flush(self.tandem.app)  # the workloads table's writes first
 
     async def recover(self, upto: int) -> None:
-        """Fold the log below `upto` (every input there is decided and published already)."""
+        """The decider as it was after folding the log below `upto` (every input there is
+        decided and published already): the newest usable snapshot, then the log after it."""
         started = time.monotonic()
-        decider = Decider()
-        records = await read_topic(self.broker, self.log_topic, upto) if upto > 0 else []
+        decider, base, why = await self._from_snapshot(upto)
+        records = await read_topic(self.broker, self.log_topic, upto) if upto > base else []
         bad = 0
-        for r in records:
-            bad += decider.fold_record(r.value, r.timestamp / 1000.0).invalid is not None
+        for n, r in enumerate(records):
+            if r.offset >= base:
+                bad += decider.fold_record(r.value, r.timestamp / 1000.0).invalid is not None
+            if n % 50 == 49:
+                await asyncio.sleep(0)  # heartbeats and other partitions' batches go on
         self.decider, self.next_offset = decider, upto
+        self.snapshot_offset, self.snapshot_at = base, time.monotonic()
         self.recoveries += 1
-        log.info("decider: state rebuilt by folding %d inputs (offsets below %d; %d refused) in "
-                 "%.2f s", len(records), upto, bad, time.monotonic() - started)
+        took = time.monotonic() - started
+        self.last_recovery = {"snapshot_offset": base, "folded": upto - base, "seconds": took,
+                              "snapshot": why}
+        log.info("decider: state rebuilt up to offset %d: %s, then %d inputs folded (%d refused) "
+                 "in %.2f s", upto, why, max(0, upto - base), bad, took)
+
+    async def _from_snapshot(self, upto: int) -> tuple[Decider, int, str]:
+        """(decider, the log offset it covers, what was used) — a fresh decider at 0 when no
+        usable snapshot covers at most `upto`."""
+        if upto <= 0:
+            return Decider(), 0, "empty log"
+        try:
+            # The newest head is among the last records (heads are many before compaction).
+            heads = await read_tail(self.broker, self.snapshots, 10)
+            head = _newest_head(heads, upto)
+            if head is None and heads:
+                head = _newest_head(await read_topic(self.broker, self.snapshots), upto)
+            if head is None:
+                return Decider(), 0, "no snapshot yet"
+            deltas: dict[int, decider_pb2.DeciderSnapshot] = {}  # log_offset -> delta
+            for r in await read_topic(self.broker, self.snapshot_ids):
+                snap = decider_pb2.DeciderSnapshot.FromString(r.value or b"")
+                deltas[snap.log_offset] = snap
+        except Exception as exc:  # no snapshot topics (an older deployment), or unreadable
+            log.warning("decider: snapshots unreadable (%r): folding from 0", exc)
+            return Decider(), 0, f"snapshots unreadable ({exc!r})"
+        chain: list[bytes] = []
+        pos = head.log_offset
+        while pos > 0:
+            delta = deltas.get(pos)
+            if delta is None or delta.delta_from >= pos:
+                log.warning("decider: snapshot chain broken at offset %d: folding from 0", pos)
+                return Decider(), 0, f"snapshot chain broken at {pos}"
+            chain.append(delta.blob)
+            pos = delta.delta_from
+        try:
+            decider = snapshot.restore(head.blob, list(reversed(chain)))
+        except snapshot.SnapshotError as exc:
+            log.warning("decider: snapshot at offset %d unusable (%s): folding from 0",
+                        head.log_offset, exc)
+            return Decider(), 0, f"snapshot unusable: {exc}"
+        if snapshot.fingerprint(decider) != head.fingerprint:
+            log.warning("decider: snapshot at offset %d does not match its fingerprint: folding "
+                        "from 0", head.log_offset)
+            return Decider(), 0, "snapshot fingerprint mismatch"
+        return decider, head.log_offset, f"snapshot at offset {head.log_offset} restored"
+
+    def snapshot_outputs(self, upto: int) -> list[Out]:
+        """A snapshot covering the log below `upto`, when one is due (written in the batch's
+        transaction, so it exists exactly when the offsets it covers are committed)."""
+        d = self.decider
+        assert d is not None
+        pending = len(d.new_inputs)
+        due = pending >= SNAPSHOT_EVERY or (
+            pending and time.monotonic() - self.snapshot_at >= SNAPSHOT_MAX_AGE_S)
+        if not due:
+            return []
+        meta = new_meta("streams/decider")
+        delta = decider_pb2.DeciderSnapshot(meta=meta, log_offset=upto,
+                                            delta_from=self.snapshot_offset,
+                                            format=snapshot.FORMAT, blob=snapshot.take_delta(d))
+        head = decider_pb2.DeciderSnapshot(meta=meta, log_offset=upto, format=snapshot.FORMAT,
+                                           blob=snapshot.encode_state(d),
+                                           fingerprint=snapshot.fingerprint(d))
+        self.snapshot_offset, self.snapshot_at = upto, time.monotonic()
+        self.snapshots_written += 1
+        key = f"ids/{delta.delta_from:020d}-{upto:020d}".encode()
+        return [Out(self.snapshot_ids, delta.SerializeToString(), key=key, partition=0),
+                Out(self.snapshots, head.SerializeToString(), key=b"head", partition=0)]
 
     async def handle(self, records: list[Record]) -> list[Out]:
-        if self.decider is None or self.next_offset is None:
-            # After an abort: everything below the first record re-read is committed (a gap
-            # before it holds transaction markers only).
-            await self.recover(records[0].offset)
         decider = self.decider
-        assert decider is not None
+        assert decider is not None, "prepare() rebuilds the decider before a batch"
         outs: list[Out] = []
-        for rec in records:
+        for n, rec in enumerate(records):
+            if n % 50 == 49:
+                await asyncio.sleep(0)  # a long batch lets heartbeats through
             out = decider.fold_record(rec.value, rec.timestamp)
             if out.invalid is not None:
                 outs.append(dead_letter(self.dead, rec, out.invalid.reason, out.invalid.detail,
@@ -91,6 +189,7 @@ class DeciderHandler:
                 continue
             outs.extend(await self.outputs(out))
         self.next_offset = records[-1].offset + 1
+        outs.extend(self.snapshot_outputs(self.next_offset))
         return outs
 
     async def outputs(self, out: Outputs) -> list[Out]:
@@ -113,6 +212,17 @@ class DeciderHandler:
         for a in out.alarms:
             res.append(Out(self.alarms, a.SerializeToString(), key=a.workload_id.encode()))
         return res
+
+
+def _newest_head(records: list[Any], upto: int) -> decider_pb2.DeciderSnapshot | None:
+    """The last head in `records` covering at most `upto` (a newer one cannot be trusted: its
+    offsets were not committed, or the group's offsets were reset)."""
+    head = None
+    for r in records:
+        snap = decider_pb2.DeciderSnapshot.FromString(r.value or b"")
+        if snap.log_offset <= upto:
+            head = snap
+    return head
 
 
 def install(tandem: Any) -> DeciderHandler:

@@ -11,7 +11,7 @@ from typing import Any
 
 from tandem.linkstate import check_link_state
 from tandem.requests import check_request
-from tandem.streams import tables
+from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams import topics as T
 from tandem.streams.agents.base import InputHandler, decider_input, forward, global_table
 from tandem.streams.agents.inventory import LinksOf, SitesOf

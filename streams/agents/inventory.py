@@ -12,7 +12,7 @@ from typing import Any
 
 from tandem.events import derived_id, new_meta
 from tandem.inventory import check_inventory, inventory_key, observation_alarm, site_key
-from tandem.streams import tables
+from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams import topics as T
 from tandem.streams.agents.base import (InputHandler, decider_input, ensure_site_topics, forward,
                                         global_table)

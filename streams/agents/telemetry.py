@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tandem.events import derived_id, new_meta
-from tandem.streams import tables
+from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams import topics as T
 from tandem.streams.agents.base import global_table
 from tandem.streams.deadletter import COUNTS, dead_letter
@@ -336,6 +336,9 @@ class TelemetryHandler:
 
     def aborted(self, tp: Any) -> None:
         self.fold.forget()
+
+    async def prepare(self, tp: Any, first_offset: int) -> None:
+        return None
 
     async def before_commit(self) -> None:
         return None  # the metric tables are a cache (see flush_tables), not covered by offsets

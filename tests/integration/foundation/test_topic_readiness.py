@@ -16,7 +16,7 @@ from tandem.services.kafka_admin import ensure_topics
 from tandem.streams import topics as T
 from tandem.streams.app import create_app
 from tandem.streams.settings import Settings
-from tandem.streams.topic_readiness import wait_until_visible
+from tandem.streams.compat.kafka_topic_visibility import wait_until_visible
 
 
 @pytest.fixture

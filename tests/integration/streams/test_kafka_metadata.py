@@ -1,6 +1,6 @@
 """A producer's batch for a topic it learned from its first (all-topics) metadata is delivered
 even after a send to a newly created topic narrows its metadata (see
-`tandem.streams.kafka_metadata`): flushing never waits forever."""
+`tandem.streams.compat.aiokafka_producer_topic_tracking`): flushing never waits forever."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tandem.services.kafka_admin import ensure_topics
+from tandem.streams import compat
 from tandem.streams import topics as T
+
+compat.apply_all()  # as every Tandem process does at its start
 
 
 async def test_a_topic_known_from_startup_metadata_is_still_delivered(

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+UPSTREAM = ("not reported to faust-streaming; related: faust-streaming PR 402 (partitioner of "
+            "table writes)")
+WRITTEN_FOR = {"faust-streaming": "0.15.3"}
+
 
 def partition_of(table: Any, key: str) -> int:
     """The changelog partition of `key`: 0 for one-partition tables, else a stable hash (the
@@ -41,3 +45,18 @@ def delete(table: Any, key: str) -> None:
 
 async def flush(app: Any) -> None:
     await app.producer.flush()
+
+
+def check() -> list[str]:
+    """What this workaround relies on, if it is gone."""
+    import inspect
+
+    from faust.tables.base import Collection
+
+    out = []
+    if list(inspect.signature(Collection.send_changelog).parameters)[:4] != [
+            "self", "partition", "key", "value"]:
+        out.append("Collection.send_changelog(partition, key, value, ...)")
+    if not isinstance(inspect.getattr_static(Collection, "data"), property):
+        out.append("Collection.data (the store)")
+    return out

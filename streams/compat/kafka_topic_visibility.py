@@ -17,7 +17,7 @@ for the topic's metadata in between is told "unknown topic". For a Faust worker 
 
 So both ways a topic gets created wait until it is visible: `tandem.services.kafka_admin`
 (our topics) calls `wait_until_visible`, and `apply()` makes Faust's topic declaration do the
-same. `apply()` is idempotent and runs in `tandem.streams.app.create_app`.
+same. `apply()` is idempotent (`tandem.streams.compat.apply_all()` calls it).
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ from aiokafka.protocol.metadata import MetadataRequest
 
 log = logging.getLogger(__name__)
 
+UPSTREAM = ("Kafka: CreateTopics answers before the broker's metadata serves the topic (by "
+            "design, KIP-599 era); Faust's assignor then raises KeyError on the missing "
+            "changelog: not reported to faust-streaming")
+WRITTEN_FOR = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
 _MARK = "_tandem_waits_until_visible"
 
 
@@ -113,3 +117,10 @@ def apply() -> None:
     create_topic_visible.__doc__ = create_topic.__doc__
     Producer.create_topic = create_topic_visible  # type: ignore[method-assign]
     setattr(Producer, _MARK, True)
+
+
+def check() -> list[str]:
+    """What this workaround relies on, if it is gone."""
+    from faust.transport.drivers.aiokafka import Producer
+
+    return [] if hasattr(Producer, "create_topic") else ["faust Producer.create_topic"]

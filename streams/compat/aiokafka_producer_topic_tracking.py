@@ -20,8 +20,7 @@ does not track is tracked. It changes no request (the topic is in the metadata; 
 refreshes keep it there). Consumer clients are left alone: their tracked set is their
 subscription, and a topic added behind its back stops `set_topics` from refreshing metadata
 for a new subscription (a Faust worker then waits for topics it never sees). `apply()` is
-idempotent and runs when `tandem.streams` is imported, which every Kafka-using part of Tandem
-does.
+idempotent; `tandem.streams.compat.apply_all()` calls it at every Kafka process's start.
 """
 
 from __future__ import annotations
@@ -30,6 +29,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+UPSTREAM = "not reported upstream (searched aio-libs/aiokafka issues, 2026-11)"
+WRITTEN_FOR = {"aiokafka": "0.14.0"}
 _MARK = "_tandem_tracks_every_topic"
 
 
@@ -58,3 +59,12 @@ def apply() -> None:
     AIOKafkaProducer.send = tracked_send  # type: ignore[method-assign]
     AIOKafkaProducer.send_batch = tracked_send_batch  # type: ignore[method-assign]
     setattr(AIOKafkaProducer, _MARK, True)
+
+
+def check() -> list[str]:
+    """What this workaround relies on, if it is gone."""
+    from aiokafka.client import AIOKafkaClient
+
+    missing = [] if hasattr(AIOKafkaProducer, "send_batch") else ["AIOKafkaProducer.send_batch"]
+    client = AIOKafkaClient.__init__.__code__.co_names
+    return missing + ([] if "_topics" in client else ["AIOKafkaClient._topics"])
