@@ -5,7 +5,7 @@ processes in one group; a producer sends `--rate` place requests per second (GÉ
 from the seeded generator, each later released, so the population stays near `--active`).
 Then `--rebalances` times: one worker, chosen in turn, is stopped — SIGTERM and SIGKILL
 alternately — and a new one started; the next round begins once the new worker has joined
-the group (its log says which partitions it owns) — a condition, not a timer. At the end the
+the groups (its log says so) — a condition, not a timer. At the end the
 orders stop and the benchmark waits until the group has committed every input (inputs and
 outputs commit together: nothing can appear later), then counts on the topics:
 
@@ -147,7 +147,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     producer = AIOKafkaProducer(bootstrap_servers=args.broker, acks="all", linger_ms=2)
     await producer.start()
     inputs = [name(b) for b in (T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE,
-                                T.DECIDER_BASE)]
+                                T.CONTROL_BASE)]
     result: dict[str, Any] = {"workers": args.workers, "rate": args.rate, "logs": str(tmp)}
     workers = Workers(args.workers, args.broker, prefix, tmp, app_id, restart=False)
     try:
@@ -158,7 +158,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         orders = Orders(producer, name(T.REQUESTS_BASE), topo, args.seed, args.active)
         workers.start_all()
         for slot in range(args.workers):
-            await workers.wait_log(slot, b"control: assigned")
+            await workers.wait_log(slot, b"decider: group joined")
         if args.log_inputs:
             result["takeover_100k"] = await _big_log(args, orders, workers, app_id, inputs)
         stop = asyncio.Event()
@@ -171,7 +171,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             t = time.time()
             workers.stop(victim, sig)
             workers.start(next_slot)
-            await workers.wait_log(next_slot, b"control: assigned", timeout=args.timeout)
+            await workers.wait_log(next_slot, b"decider: group joined", timeout=args.timeout)
             kills.append({"round": i + 1, "stopped": victim, "signal": signal.Signals(sig).name,
                           "at": t, "joined_s": round(time.time() - t, 2)})
             print(f"rebalance {i + 1}/{args.rebalances}: worker {victim} {signal.Signals(sig).name}, "
@@ -180,7 +180,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         stop.set()
         await sender
         await producer.flush()
-        await wait_committed(args.broker, f"{app_id}.control", inputs, args.timeout)
+        await wait_committed(args.broker, f"{app_id}.decider-inputs", inputs, args.timeout)
         await wait_committed(args.broker, f"{app_id}.noc",
                              [name(T.DECISIONS_BASE), name(T.ALARMS_BASE)], args.timeout)
         result.update(await _count(args.broker, prefix, orders.sent, kills))
@@ -213,12 +213,11 @@ async def _big_log(args: argparse.Namespace, orders: Orders, workers: Any, app_i
     t = time.monotonic()
     while orders.n * 2 < args.log_inputs:  # an order and (later) its release: two inputs
         await orders.send(500)
-        await wait_committed(args.broker, f"{app_id}.control", inputs, args.timeout)
+        await wait_committed(args.broker, f"{app_id}.decider-inputs", inputs, args.timeout)
         print(f"decider log: ~{orders.n * 2} inputs ({time.monotonic() - t:.0f} s)", flush=True)
     owner = next(s for s in sorted(workers.procs)
-                 if b"control: assigned" in workers.log(s).read_bytes()
-                 and b"tandem.decider[0]" in workers.log(s).read_bytes().rsplit(
-                     b"control: assigned", 1)[1].split(b"\n")[0])
+                 if b"this worker holds the decider" in workers.log(s).read_bytes().rsplit(
+                     b"decider: group joined", 1)[-1].split(b"\n")[0])
     before = {s: workers.log(s).read_bytes().count(b"decider: state rebuilt") for s in workers.procs}
     workers.stop(owner, signal.SIGKILL)
     slot = max(list(workers.procs) + [owner]) + 1

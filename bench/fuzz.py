@@ -119,7 +119,7 @@ async def fuzz(args: argparse.Namespace) -> dict[str, Any]:
                         continue
                     recs = F.bad_records(base, cls, args.per_class, ctx)
                     futs = [await producer.send(name(base), key=key, value=value,
-                                                partition=0 if base == T.DECIDER_BASE else None)
+                                                partition=0 if base == T.CONTROL_BASE else None)
                             for key, value, _ in recs]
                     for md, (_, _, tag) in zip(await asyncio.gather(*futs), recs):
                         sent[(name(base), md.partition, md.offset)] = (base, cls, tag)
@@ -170,11 +170,12 @@ async def _settled(broker: str, prefix: str, app_id: str, timeout: float) -> Non
     from tandem.streams import topics as T
     from tandem.streams.readback import wait_committed
 
-    loops = {"control": (T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE, T.DECIDER_BASE),
+    loops = {"decider-inputs": (T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE,
+                                T.CONTROL_BASE),
              "noc": (T.DECISIONS_BASE, T.ALARMS_BASE), "telemetry": (T.TELEMETRY_BASE,)}
     deadline = time.monotonic() + timeout
-    # The decider's outputs feed the NOC loop: settle the control loop again after it.
-    for loop in ("control", "telemetry", "control", "noc"):
+    # Telemetry transitions feed the decider, whose outputs feed the NOC loop.
+    for loop in ("decider-inputs", "telemetry", "decider-inputs", "noc"):
         topics = [T.SPECS[b].name(prefix) for b in loops[loop]]
         await wait_committed(broker, f"{app_id}.{loop}", topics,
                              max(1.0, deadline - time.monotonic()))
@@ -229,7 +230,7 @@ async def _account(broker: str, prefix: str,
         elif n > 1:
             row["dead_lettered_more"] += 1
         elif tag and (decided[tag.removeprefix("request:")] or
-                      (tag in forwarded and base != T.DECIDER_BASE)):
+                      tag in forwarded):
             row["accepted"] += 1  # folded as if valid
         else:
             row["lost"] += 1

@@ -24,8 +24,10 @@ from tandem.v1 import telemetry_pb2 as TM, workload_pb2 as W
 
 CLASSES = ("random_bytes", "empty", "wrong_type", "unknown_schema", "bad_number", "unknown_id",
            "reused_id", "oversized")
+# The decider's own log is written by the decider only; records for it from outside (operator
+# orders) come on `tandem.control`, an input like the others.
 TOPICS = (T.INVENTORY_BASE, T.LINK_STATE_BASE, T.REQUESTS_BASE, T.TELEMETRY_BASE,
-          T.DECIDER_BASE)
+          T.CONTROL_BASE)
 NOT_APPLICABLE = {(T.TELEMETRY_BASE, "reused_id")}
 OVERSIZED_BYTES = 1_000_000
 BAD_NUMBERS = (float("nan"), -1.0, 1e308, float("inf"), float("-inf"))
@@ -120,7 +122,7 @@ def bad_records(base: str, cls: str, n: int, ctx: Context) -> list[tuple[bytes, 
                      T.LINK_STATE_BASE: lambda: _sample(ctx, i),
                      T.REQUESTS_BASE: lambda: _inventory(ctx, i),
                      T.TELEMETRY_BASE: lambda: request(ctx, i),
-                     T.DECIDER_BASE: lambda: _sample(ctx, i)}[base]().SerializeToString()
+                     T.CONTROL_BASE: lambda: _sample(ctx, i)}[base]().SerializeToString()
         else:
             ev = _event(base, cls, i, ctx, bad)
             value, tag = ev.SerializeToString(), tag_of(ev)
@@ -135,25 +137,25 @@ def _event(base: str, cls: str, i: int, ctx: Context, bad: float) -> Any:
                 T.LINK_STATE_BASE: lambda: _link_state(ctx, i, schema=99),
                 T.REQUESTS_BASE: lambda: request(ctx, i, schema=99),
                 T.TELEMETRY_BASE: lambda: _sample(ctx, i, schema=99),
-                T.DECIDER_BASE: lambda: _decider(ctx, i, schema=99)}[base]()
+                T.CONTROL_BASE: lambda: _decider(ctx, i, schema=99)}[base]()
     if cls == "bad_number":
         return {T.INVENTORY_BASE: lambda: _inventory(ctx, i, cap=bad),
                 T.LINK_STATE_BASE: lambda: _link_state(ctx, i, eff=bad),
                 T.REQUESTS_BASE: lambda: request(ctx, i, bw=bad),
                 T.TELEMETRY_BASE: lambda: _sample(ctx, i, util=bad),
-                T.DECIDER_BASE: lambda: _decider(ctx, i, inner=request(ctx, i, bw=bad))}[base]()
+                T.CONTROL_BASE: lambda: _decider(ctx, i, inner=request(ctx, i, bw=bad))}[base]()
     if cls == "unknown_id":
         return {T.INVENTORY_BASE: lambda: _inventory(ctx, i, site_b="no-such-site"),
                 T.LINK_STATE_BASE: lambda: _link_state(ctx, i, link="no-such-link"),
                 T.REQUESTS_BASE: lambda: request(ctx, i, to_site="no-such-site"),
                 T.TELEMETRY_BASE: lambda: _sample(ctx, i, link="no-such-link"),
-                T.DECIDER_BASE: lambda: _decider(ctx, i, inner=_link_state(
+                T.CONTROL_BASE: lambda: _decider(ctx, i, inner=_link_state(
                     ctx, i, link="no-such-link"))}[base]()
     if cls == "reused_id":
         # The id of a valid inventory event folded earlier, on different content: the input
         # handler cannot know it (it does not keep ids), the decider refuses it.
         used = ctx.used_ids[i % len(ctx.used_ids)]
-        if base == T.DECIDER_BASE:
+        if base == T.CONTROL_BASE:
             return _decider(ctx, i, event_id=derived_id("decider-input", used))
         return {T.INVENTORY_BASE: lambda: _inventory(ctx, i, event_id=used),
                 T.LINK_STATE_BASE: lambda: _link_state(ctx, i, event_id=used),

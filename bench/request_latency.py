@@ -6,8 +6,8 @@ admitted first (seeded workload generator, bandwidths scaled by `--bw-scale` so 
 then, for `--seconds`, `--rate` place requests per second, each followed by the release of the
 oldest workload so the population stays steady. The latency of a request is the time from just
 before the benchmark hands it to its producer to the moment the benchmark's consumer receives
-its decision from the decisions topic: two Kafka hops (requests → decider log → decisions),
-each a transaction of the worker's loop, and the joint decision itself. `--rates 100,500` runs
+its decision from the decisions topic: one Kafka hop (requests → the decider, which folds it
+and commits the decision in one transaction) and the joint decision itself. `--rates 100,500` runs
 one timed phase per rate; `--sweep` then raises the rate until p99 exceeds 250 ms (the
 maximum sustained rate); `--workers 2` runs two workers in one group.
 
@@ -114,7 +114,7 @@ async def _run(args: argparse.Namespace) -> int:
                       loglevel="warning")
     arrived: dict[str, tuple[float, int]] = {}
     inputs = [name(b) for b in (T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE,
-                                T.DECIDER_BASE)]
+                                T.CONTROL_BASE)]
 
     async def collect() -> None:
         async for rec in consumer:
@@ -134,7 +134,7 @@ async def _run(args: argparse.Namespace) -> int:
                                 value=ev.SerializeToString())
         await producer.flush()
         # Requests travel another topic: the decider has the whole inventory first.
-        await wait_committed(args.broker, f"{app_id}.control", inputs, 120)
+        await wait_committed(args.broker, f"{app_id}.decider-inputs", inputs, 120)
         print(f"published {len(topo.sites)} sites and {len(topo.links)} links; "
               f"{args.workers} worker(s), logs in {tmp}", flush=True)
 

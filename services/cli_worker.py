@@ -152,7 +152,7 @@ def cmd_reoptimise(args: argparse.Namespace) -> int:
         producer = AIOKafkaProducer(bootstrap_servers=settings.broker, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(T.SPECS[T.DECIDER_BASE].name(settings.topic_prefix),
+            await producer.send_and_wait(T.SPECS[T.CONTROL_BASE].name(settings.topic_prefix),
                                          key=b"", value=order.SerializeToString())
         finally:
             await producer.stop()

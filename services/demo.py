@@ -34,7 +34,7 @@ from tandem.services.render import render_decision, render_inventory, table
 from tandem.streams import topics as T
 from tandem.streams.readback import read_all_partitions
 from tandem.streams.settings import Settings
-from tandem.v1 import decider_pb2, decision_pb2, link_state_pb2
+from tandem.v1 import decision_pb2, link_state_pb2
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +85,10 @@ async def _stop(app, producer: AIOKafkaProducer, timeout: float = 30.0) -> None:
             log.error("the %s did not stop within %.0f s; leaving it", what, timeout)
 
 
-def decided_through(tandem: Any) -> int:
-    """The decider log's committed position on this worker (inputs below it are decided and
-    their outputs committed), or -1 while it owns no decider partition."""
-    loop = tandem.loops["control"]
-    for tp, st in loop.parts.items():
-        if tp.topic.endswith(T.DECIDER_BASE):
-            return int(st.position)
-    return -1
+def decided_through(tandem: Any, topic: str, partition: int) -> int:
+    """The next offset of an input partition the decider on this worker will fold: records
+    below it are decided and their outputs committed (-1 while it does not hold the decider)."""
+    return int(tandem.decider_loop.committed_position(topic, partition))
 
 
 async def run_demo(settings: Settings, timeout: float = 60.0, hold: bool = False) -> int:
@@ -178,16 +174,13 @@ async def run_demo(settings: Settings, timeout: float = 60.0, hold: bool = False
         down = link_state_pb2.LinkStateEvent(meta=new_meta("demo/noc"), link_id=busiest,
                                              state=link_state_pb2.OPER_STATE_DOWN,
                                              cause="fibre cut (demo)")
-        await producer.send_and_wait(name(T.LINK_STATE_BASE), key=busiest.encode(),
-                                     value=down.SerializeToString())
+        sent = await producer.send_and_wait(name(T.LINK_STATE_BASE), key=busiest.encode(),
+                                            value=down.SerializeToString())
 
         async def reacted() -> bool:
-            # The link-state input is on the decider log, and the decider's transaction for
-            # it is committed (its decisions are then readable).
-            inputs = await read_all_partitions(broker, name(T.DECIDER_BASE))
-            at = [r.offset for r in inputs
-                  if decider_pb2.DeciderInput.FromString(r.value).HasField("link_state")]
-            return bool(at) and decided_through(tandem) > at[0]
+            # The decider's transaction for the link-state event is committed (its decisions
+            # are then readable).
+            return decided_through(tandem, name(T.LINK_STATE_BASE), sent.partition) > sent.offset
 
         await _wait(reacted, timeout, "the reaction")
         after = await decisions()

@@ -2,11 +2,12 @@
 
 `create_app(settings)` builds an app with its topics, tables and agents; the module-level
 `app` (built from the environment) is what `tandem worker` and `faust -A tandem.streams.app`
-run. Faust hosts the worker (tables, web pages, timers, lifecycle); the input topics are read by
-three exactly-once loops of our own (`tandem.streams.txloop`), started once the tables are
-recovered: "control" (inventory, requests, link state, the decider log), "noc" (the JSON
-mirrors of decisions and alarms) and "telemetry". Handlers are a few lines each: decode, call
-the pure core, update a table, return outputs. Values travel as raw protobuf bytes and are
+run. Faust hosts the worker (tables, web pages, timers, lifecycle); the input topics are read,
+exactly once, by services of our own started once the tables are recovered: the decider
+(`tandem.streams.decider_service`: requests, inventory, link state and operator orders, on the
+worker holding the decider), and two loops (`tandem.streams.txloop`): "noc" (the JSON mirrors
+of decisions and alarms) and "telemetry". Handlers are a few lines each: decode, call the pure
+core, update a table, return outputs. Values travel as raw protobuf bytes and are
 decoded inside the handlers, so that a record that does not decode is dead-lettered with its
 origin instead of being dropped by a codec.
 """
@@ -38,7 +39,8 @@ class Tandem:
     tables: dict[str, Any]
     # Sites whose per-site command topics this process has made sure exist.
     sites_with_topics: set[str] = field(default_factory=set)
-    decider: Any = None
+    decider: Any = None  # the decider's memory (tandem.streams.agents.decider)
+    decider_loop: Any = None  # the service holding the decider (tandem.streams.decider_service)
     loops: dict[str, TxLoop] = field(default_factory=dict)
 
     def topic(self, base: str) -> faust.TopicT:
@@ -82,23 +84,22 @@ def create_app(settings: Settings) -> Tandem:
     }
     tandem = Tandem(app=app, settings=settings, topics=topics, tables={})
     from tandem.streams import web
-    from tandem.streams.agents import clock, decider, forward, inventory, noc_mirror, telemetry
+    from tandem.streams.agents import decider, inventory, noc_mirror, telemetry
+    from tandem.streams.agents.base import global_table
+    from tandem.streams.decider_service import DeciderLoop
 
     name = lambda base: T.SPECS[base].name(settings.topic_prefix)  # noqa: E731
-    inv = inventory.install(tandem)
+    inventory.install(tandem)
+    # Written by the decider from the link-state events it accepts.
+    tandem.tables["link_state"] = global_table(app, "link_state",
+                                               T.SPECS[T.LINK_STATE_BASE].partitions)
     tel = telemetry.install(tandem)  # needs the inventory table
     mirrors = noc_mirror.install(tandem)
-    requests, link_state = forward.install(tandem)
-    dec = decider.install(tandem)
-    clock.install(tandem)
+    memory = decider.install(tandem)
     web.install(tandem)
-    loops = {
-        "control": {T.INVENTORY_BASE: inv, T.REQUESTS_BASE: requests,
-                    T.LINK_STATE_BASE: link_state, T.DECIDER_BASE: dec},
-        "noc": mirrors,
-        "telemetry": {T.TELEMETRY_BASE: tel},
-    }
-    for loop_name, handlers in loops.items():
+    tandem.decider_loop = DeciderLoop(tandem, memory)
+    app.service(tandem.decider_loop.service())
+    for loop_name, handlers in (("noc", mirrors), ("telemetry", {T.TELEMETRY_BASE: tel})):
         loop = TxLoop(name=loop_name, broker=settings.broker, app_id=settings.app_id,
                       handlers={name(b): h for b, h in handlers.items()},
                       bases={name(b): b for b in handlers},

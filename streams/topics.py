@@ -54,6 +54,7 @@ COMPUTE_ACKS_BASE = "tandem.compute.acks"
 SDN_COMMANDS_BASE = "tandem.sdn.commands."
 COMPUTE_COMMANDS_BASE = "tandem.compute.commands."
 DECIDER_BASE = "tandem.decider"
+CONTROL_BASE = "tandem.control"
 DECIDER_SNAPSHOTS_BASE = "tandem.decider-snapshots"
 DECIDER_SNAPSHOT_IDS_BASE = "tandem.decider-snapshot-ids"
 # JSON mirrors of the NOC-facing topics (protobuf JSON mapping), for generic consumers.
@@ -85,9 +86,13 @@ SPECS: dict[str, TopicSpec] = {
                   "Input that could not be processed, whole, with origin and reason."),
         TopicSpec(DECIDER_BASE, decider_pb2.DeciderInput, "none (one partition)", 1,
                   dict(FOREVER),
-                  "Every input that can change a decision, in the one order the decider folds "
-                  "(single partition: one serial order makes replay exact and prevents two "
-                  "workers from reserving the same capacity)."),
+                  "The decider log: every input the decider folded, in the order it folded "
+                  "them, written by the decider itself in the transaction of their outputs "
+                  "(one partition: one serial order makes replay exact and prevents two "
+                  "workers from reserving the same capacity). Nothing else writes it."),
+        TopicSpec(CONTROL_BASE, decider_pb2.DeciderInput, "none (one partition)", 1,
+                  dict(FOREVER),
+                  "Operator orders for the decider (re-optimisation), as DeciderInput."),
         TopicSpec(DECIDER_SNAPSHOTS_BASE, decider_pb2.DeciderSnapshot, '"head"', 1,
                   {"cleanup.policy": "compact", "max.message.bytes": str(64 * 1024 * 1024),
                    "segment.ms": str(600 * 1000), "min.cleanable.dirty.ratio": "0.1"},

@@ -112,7 +112,9 @@ class LoopStats:
     commit_s_max: float = 0.0
 
 
-class _Failpoints:
+class Failpoints:
+    """`TANDEM_FAILPOINTS` of one loop (see the module docstring)."""
+
     def __init__(self, spec: str, loop: str) -> None:
         self.left: dict[tuple[str, str], int] = {}
         for item in filter(None, (x.strip() for x in spec.split(","))):
@@ -179,7 +181,7 @@ class TxLoop:
 
 
 def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | None) -> type[Service]:
-    fail = _Failpoints(os.environ.get(FAILPOINTS_ENV, ""), loop.name)
+    fail = Failpoints(os.environ.get(FAILPOINTS_ENV, ""), loop.name)
     lock = asyncio.Lock()
 
     async def new_producer(tp: TopicPartition) -> AIOKafkaProducer:

@@ -23,13 +23,15 @@ WATCHDOG_S = 10.0
 
 
 async def lag(tandem: Any) -> dict[str, int]:
-    """Records not yet processed, per "topic[partition]" owned by this worker's loops."""
+    """Records not yet processed, per "topic[partition]" owned by this worker's loops and by
+    the decider (when this worker holds it)."""
     out: dict[str, int] = {}
-    for loop in tandem.loops.values():
+    loops = list(tandem.loops.values()) + ([tandem.decider_loop] if tandem.decider_loop else [])
+    for loop in loops:
         try:
             out.update(await loop.lag())
         except Exception as exc:  # the broker is away: say so in the log, not as a 500
-            log.debug("lag of loop %s unavailable: %r", loop.name, exc)
+            log.debug("lag of %r unavailable: %r", loop, exc)
     return out
 
 
@@ -88,6 +90,7 @@ async def snapshot(tandem: Any) -> dict[str, Any]:
         "group": group_state(tandem.app),
         "loops": {name: {**loop.health(), "group_state": groups[name]}
                   for name, loop in tandem.loops.items()},
+        "decider_service": None if tandem.decider_loop is None else tandem.decider_loop.health(),
         "decider": None if dec is None else {
             "next_offset": handler.next_offset,
             "inputs_folded": dec.count,

@@ -22,6 +22,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from tandem.engine.decide import decide
 from tandem.engine.decision import Decision, Explanation, Kind, Rejection
@@ -31,8 +32,10 @@ from tandem.engine.state import State
 from tandem.engine.topology import Link, OperState, Topology
 from tandem.events import derived_id, meta_time, new_meta
 from tandem.pbconvert import decision_to_pb, link_from_pb, request_from_pb, site_from_pb
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from tandem.v1 import alarms_pb2, commands_pb2, decider_pb2, decision_pb2, inventory_pb2
-from tandem.v1 import link_state_pb2
+from tandem.v1 import link_state_pb2, workload_pb2
 from tandem.commands import Layout, commands_for
 from tandem.inventory import check_inventory
 from tandem.linkstate import check_link_state
@@ -57,6 +60,20 @@ class Outputs:
     invalid: InvalidEvent | None = None
     # The input repeats one already folded (same id, same content): nothing to do.
     duplicate: bool = False
+
+
+@dataclass
+class Admitted:
+    """An input record as `Decider.admit` took it."""
+
+    record: decider_pb2.DeciderInput | None  # to append to the decider log (None: nothing to)
+    outputs: Outputs
+    event: Any = None  # the decoded event (None when it did not decode)
+
+
+_SCHEMAS: dict[str, type[Any]] = {"request": workload_pb2.RequestEvent,
+                                  "inventory": inventory_pb2.InventoryEvent,
+                                  "link_state": link_state_pb2.LinkStateEvent}
 
 
 @dataclass
@@ -100,6 +117,52 @@ class Decider:
         self.new_requests: list[str] = []
 
     # ---------------------------------------------------------------------------- fold
+    def admit(self, kind: str, payload: bytes | None, now: float) -> Admitted:
+        """One record of an input topic, folded: `kind` names the topic ("request",
+        "inventory", "link_state", or "control" for operator orders, which come already
+        wrapped as a `DeciderInput`). The event is decoded as that topic's event, wrapped for
+        the decider log with an id derived from its own, validated against the decider's state
+        and folded. `Admitted.record` is what to append to the log: None when nothing is to be
+        (refused, a repeat, an LLDP observation). `now` is the input record's timestamp."""
+        event: Any = None
+        try:
+            if kind == "control":
+                inp = decode(decider_pb2.DeciderInput, payload)
+                event = inp
+            else:
+                event = decode(_SCHEMAS[kind], payload)
+                if kind == "inventory" and event.WhichOneof("change") == "observed":
+                    check_inventory(event, self.topology.sites, self.topology.links, now)
+                    return Admitted(None, Outputs(), event)  # for the NOC, not for decisions
+                inp = decider_pb2.DeciderInput(
+                    meta=new_meta(SOURCE, correlation_id=event.meta.correlation_id
+                                  or event.meta.event_id,
+                                  event_id=derived_id("decider-input", event.meta.event_id),
+                                  at=now),
+                    **{kind: event})
+            self.check(inp, now)
+            out = self.fold(inp)
+            return Admitted(None if out.duplicate else inp, out, event)
+        except InvalidEvent as bad:
+            return Admitted(None, Outputs(invalid=bad), event)
+        except Exception as exc:  # the engine failed on a valid input: keep it, say why
+            log.exception("decider: input failed; state left as before it")
+            return Admitted(None, Outputs(invalid=InvalidEvent(PROCESSING_ERROR, repr(exc)[:500])),
+                            event)
+
+    def ticks(self, since: float, until: float) -> list[decider_pb2.DeciderInput]:
+        """Clock ticks for the capacity windows of the decider's topology starting or ending in
+        (since, until]: inputs like any other, appended to the log where they are folded, so a
+        replay sees them at the same place. Their ids name the moment."""
+        out = []
+        for at, reason in capacity_moments(self.topology, since, until):
+            ts = Timestamp()
+            ts.FromNanoseconds(int(at * 1e9))
+            meta = new_meta("streams/clock", event_id=derived_id("tick", reason, repr(at)), at=at)
+            out.append(decider_pb2.DeciderInput(meta=meta, tick=decider_pb2.ClockTick(
+                at=ts, reason=reason)))
+        return out
+
     def fold_record(self, payload: bytes | None, now: float) -> Outputs:
         """Decode, validate and fold one record of the decider log.
 

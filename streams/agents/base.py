@@ -14,12 +14,10 @@ from typing import Any, Generic, TypeVar
 from aiokafka import TopicPartition
 from google.protobuf.message import Message
 
-from tandem.events import derived_id, new_meta
 from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams import topics as T
 from tandem.streams.deadletter import dead_letter
 from tandem.streams.txloop import Out, Record
-from tandem.v1 import decider_pb2
 from tandem.validation import PROCESSING_ERROR, InvalidEvent, decode
 
 log = logging.getLogger(__name__)
@@ -84,28 +82,6 @@ class InputHandler(Generic[M]):
                               rec.offset)
                 outs.append(dead_letter(self.dead, rec, PROCESSING_ERROR, repr(exc), self.consumer))
         return outs
-
-
-def decider_input(source: str, original: Any, **which: Message) -> decider_pb2.DeciderInput:
-    """Wrap a validated event for the decider log, with an id derived from the original's.
-
-    A forward repeated (a clock tick sent twice) carries the same id, so the decider folds it
-    once; another event reusing the id with different content is refused there."""
-    meta = new_meta(source, correlation_id=original.meta.correlation_id or original.meta.event_id,
-                    event_id=derived_id("decider-input", original.meta.event_id))
-    return decider_pb2.DeciderInput(meta=meta, **which)
-
-
-def forward(tandem: Any, inp: decider_pb2.DeciderInput) -> Out:
-    """The record appending `inp` to the decider log (one partition)."""
-    return Out(T.SPECS[T.DECIDER_BASE].name(tandem.settings.topic_prefix), inp.SerializeToString(),
-               key=b"", partition=0)
-
-
-async def send_forward(tandem: Any, inp: decider_pb2.DeciderInput) -> None:
-    """Append to the decider log outside a transaction (the clock's ticks: their ids name the
-    moment, so a tick sent twice is folded once)."""
-    await tandem.topic(T.DECIDER_BASE).send(key=b"", value=inp.SerializeToString(), partition=0)
 
 
 async def ensure_site_topics(tandem: Any, site_id: str) -> None:

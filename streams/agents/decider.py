@@ -1,19 +1,17 @@
-"""Decider handler: folds the decider log with the pure `tandem.decider.Decider` and publishes
-decisions, per-site SDN and compute commands, and alarms; records workloads in a table.
+"""The decider's memory on the worker that holds it: the pure `tandem.decider.Decider`, how it
+is rebuilt when a worker takes the decider over, its snapshots, and its outputs as records.
 
-The decider topic has one partition, so exactly one worker decides at a time. Each batch is a
-transaction (`tandem.streams.txloop`): the outputs of its inputs and the offset after them are
-committed together, so a worker taking over finds every input below the committed offset
-decided *and* published, and none above it. It rebuilds the decider's state up to that offset
-(publishing nothing), then goes on from there. Recovery after an aborted transaction is the same.
-
-Rebuilding does not fold the whole log, which grows forever: every `SNAPSHOT_EVERY` inputs (or
-`SNAPSHOT_MAX_AGE_S` seconds) the batch's transaction also writes a snapshot to
-`tandem.decider-snapshots` (`tandem.snapshot`: the engine state under key "head", the dedupe
-entries added since the last snapshot under "ids/<from>-<to>"), and a worker taking over restores
-the latest head, checks it, and folds only the log after it. Any snapshot it cannot use (another
-format, a broken chain, a fingerprint that does not match) is said in the log and the log is
-folded from offset 0 instead: slower, never wrong.
+Driven by `tandem.streams.decider_service` (one Kafka transaction per batch of inputs). A worker
+taking over finds every input below the decider log's end decided *and* published (the log
+records and the outputs were committed together) and rebuilds the decider up to that end,
+publishing nothing. It does not fold the whole log, which grows forever: every
+`SNAPSHOT_EVERY` inputs (or `SNAPSHOT_MAX_AGE_S` seconds) the batch's transaction also writes a
+snapshot (`tandem.snapshot`: the engine state under key "head" on `tandem.decider-snapshots`,
+the dedupe entries added since the last snapshot under "ids/<from>-<to>" on
+`tandem.decider-snapshot-ids`), and a worker taking over restores the newest head, checks it,
+and folds only the log after it. Any snapshot it cannot use (another format, a broken chain, a
+fingerprint that does not match) is said in the log and the log is folded from offset 0
+instead: slower, never wrong.
 """
 
 from __future__ import annotations
@@ -23,27 +21,23 @@ import logging
 import time
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from tandem import snapshot
 from tandem.decider import Decider, Outputs
 from tandem.events import new_meta
 from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams import topics as T
 from tandem.streams.agents.base import ensure_site_topics, global_table
-from tandem.streams.deadletter import dead_letter
 from tandem.streams.readback import read_tail, read_topic
-from tandem.streams.txloop import Out, Record
+from tandem.streams.txloop import Out
 from tandem.v1 import decider_pb2, decision_pb2
 
 log = logging.getLogger(__name__)
-CONSUMER = "decider"
 SNAPSHOT_EVERY = 1000  # inputs folded since the last snapshot (bounds a takeover's tail)
 SNAPSHOT_MAX_AGE_S = 10.0  # ... or this long, if anything was folded
 
 
-class DeciderHandler:
-    """The decider's memory on this worker: the pure decider and the next offset it folds."""
+class DeciderMemory:
+    """The decider's memory on this worker: the pure decider and the log offset it covers."""
 
     def __init__(self, tandem: Any, workloads: Any) -> None:
         self.tandem = tandem
@@ -56,6 +50,9 @@ class DeciderHandler:
         self.snapshot_offset = 0
         self.snapshot_at = time.monotonic()
         self.snapshots_written = 0
+        self.tables = tandem.tables
+        # Timestamp of the last log record folded (clock ticks resume from it after a takeover).
+        self.last_time = 0.0
         prefix = tandem.settings.topic_prefix
         self.prefix = prefix
         self.broker = tandem.settings.broker
@@ -66,29 +63,10 @@ class DeciderHandler:
         self.snapshots = T.SPECS[T.DECIDER_SNAPSHOTS_BASE].name(prefix)
         self.snapshot_ids = T.SPECS[T.DECIDER_SNAPSHOT_IDS_BASE].name(prefix)
 
-    async def assigned(self, tp: TopicPartition, committed: int) -> None:
-        if self.decider is not None and self.next_offset == committed:
-            return  # kept through the rebalance, and nobody else committed meanwhile
-        # Rebuilt before the first batch (`prepare`), not here: a long rebuild inside the
-        # rebalance callback held the group up until this member's session expired.
+    def reset(self) -> None:
+        """Forget the state (a batch was not committed, or the decider moved): rebuilt by the
+        next `recover`."""
         self.decider, self.next_offset = None, None
-
-    def revoked(self, tp: TopicPartition) -> None:
-        self.decider, self.next_offset = None, None
-
-    def aborted(self, tp: TopicPartition) -> None:
-        # The state holds inputs whose outputs were not committed: rebuilt on the next batch.
-        self.decider, self.next_offset = None, None
-
-    async def prepare(self, tp: TopicPartition, first_offset: int) -> None:
-        # Before the batch's transaction begins: rebuilding can take seconds, longer than a
-        # transaction may stay open. Everything below the first record re-read is committed
-        # (a gap before it holds transaction markers only).
-        if self.decider is None or self.next_offset is None:
-            await self.recover(first_offset)
-
-    async def before_commit(self) -> None:
-        await tables.flush(self.tandem.app)  # the workloads table's writes first
 
     async def recover(self, upto: int) -> None:
         """The decider as it was after folding the log below `upto` (every input there is
@@ -100,6 +78,7 @@ class DeciderHandler:
         for n, r in enumerate(records):
             if r.offset >= base:
                 bad += decider.fold_record(r.value, r.timestamp / 1000.0).invalid is not None
+            self.last_time = r.timestamp / 1000.0
             if n % 50 == 49:
                 await asyncio.sleep(0)  # heartbeats and other partitions' batches go on
         self.decider, self.next_offset = decider, upto
@@ -152,16 +131,17 @@ class DeciderHandler:
             return Decider(), 0, "snapshot fingerprint mismatch"
         return decider, head.log_offset, f"snapshot at offset {head.log_offset} restored"
 
+    def snapshot_due(self) -> bool:
+        d = self.decider
+        pending = 0 if d is None else len(d.new_inputs)
+        return pending >= SNAPSHOT_EVERY or bool(
+            pending and time.monotonic() - self.snapshot_at >= SNAPSHOT_MAX_AGE_S)
+
     def snapshot_outputs(self, upto: int) -> list[Out]:
-        """A snapshot covering the log below `upto`, when one is due (written in the batch's
-        transaction, so it exists exactly when the offsets it covers are committed)."""
+        """A snapshot covering the log below `upto` (written in the batch's transaction, so it
+        exists exactly when the log records it covers are committed)."""
         d = self.decider
         assert d is not None
-        pending = len(d.new_inputs)
-        due = pending >= SNAPSHOT_EVERY or (
-            pending and time.monotonic() - self.snapshot_at >= SNAPSHOT_MAX_AGE_S)
-        if not due:
-            return []
         meta = new_meta("streams/decider")
         delta = decider_pb2.DeciderSnapshot(meta=meta, log_offset=upto,
                                             delta_from=self.snapshot_offset,
@@ -174,23 +154,6 @@ class DeciderHandler:
         key = f"ids/{delta.delta_from:020d}-{upto:020d}".encode()
         return [Out(self.snapshot_ids, delta.SerializeToString(), key=key, partition=0),
                 Out(self.snapshots, head.SerializeToString(), key=b"head", partition=0)]
-
-    async def handle(self, records: list[Record]) -> list[Out]:
-        decider = self.decider
-        assert decider is not None, "prepare() rebuilds the decider before a batch"
-        outs: list[Out] = []
-        for n, rec in enumerate(records):
-            if n % 50 == 49:
-                await asyncio.sleep(0)  # a long batch lets heartbeats through
-            out = decider.fold_record(rec.value, rec.timestamp)
-            if out.invalid is not None:
-                outs.append(dead_letter(self.dead, rec, out.invalid.reason, out.invalid.detail,
-                                        CONSUMER))
-                continue
-            outs.extend(await self.outputs(out))
-        self.next_offset = records[-1].offset + 1
-        outs.extend(self.snapshot_outputs(self.next_offset))
-        return outs
 
     async def outputs(self, out: Outputs) -> list[Out]:
         """An input's outputs in publication order; the workloads table follows decisions."""
@@ -225,9 +188,9 @@ def _newest_head(records: list[Any], upto: int) -> decider_pb2.DeciderSnapshot |
     return head
 
 
-def install(tandem: Any) -> DeciderHandler:
+def install(tandem: Any) -> DeciderMemory:
     workloads = global_table(tandem.app, "workloads")
     tandem.tables["workloads"] = workloads
-    handler = DeciderHandler(tandem, workloads)
-    tandem.decider = handler
-    return handler
+    memory = DeciderMemory(tandem, workloads)
+    tandem.decider = memory
+    return memory

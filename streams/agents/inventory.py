@@ -1,8 +1,10 @@
-"""Inventory agent: folds site and link events into the `inventory` table and forwards them
-to the decider log (capacity and topology changes can change decisions).
+"""The `inventory` table: the live topology every worker reads (telemetry bands, the web view).
 
-The table maps "site/<id>" and "link/<id>" to the element's latest protobuf bytes (a removal
-deletes the key, and removing a site removes its links): the live topology every agent reads.
+It maps "site/<id>" and "link/<id>" to the element's latest protobuf bytes (a removal deletes
+the key, and removing a site removes its links), and "observed/..." to the latest LLDP
+observation. The decider writes it (`tandem.streams.decider_service`) from the inventory events
+it accepted, so the table shows exactly the decider's topology; an LLDP observation that
+changes status raises an alarm.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ import logging
 from typing import Any
 
 from tandem.events import derived_id, new_meta
-from tandem.inventory import check_inventory, inventory_key, observation_alarm, site_key
+from tandem.inventory import inventory_key, observation_alarm, site_key
+from tandem.streams.agents.base import global_table
 from tandem.streams.compat import faust_table_writes as tables
-from tandem.streams import topics as T
-from tandem.streams.agents.base import (InputHandler, decider_input, ensure_site_topics, forward,
-                                        global_table)
-from tandem.streams.txloop import Out, Record
+from tandem.streams.txloop import Out
 from tandem.v1 import alarms_pb2, inventory_pb2
 
 log = logging.getLogger(__name__)
@@ -40,28 +40,13 @@ class LinksOf:
         return f"link/{link_id}" in self.table
 
 
-def install(tandem: Any) -> InputHandler[inventory_pb2.InventoryEvent]:
-    """The inventory table, and the handler of the inventory topic (the caller runs it)."""
-    app = tandem.app
-    # Global: every worker reads the whole topology (telemetry and decisions need it on
-    # whichever worker holds their partitions).
-    table = global_table(app, "inventory")
+def install(tandem: Any) -> Any:
+    """The inventory table (written by the decider, from the inventory events it accepts)."""
+    # Global: every worker reads the whole topology (telemetry needs it on whichever worker
+    # holds its partitions).
+    table = global_table(tandem.app, "inventory")
     tandem.tables["inventory"] = table
-    sites, links = SitesOf(table), LinksOf(table)
-    alarms = T.SPECS[T.ALARMS_BASE].name(tandem.settings.topic_prefix)
-
-    async def on_record(rec: Record, msg: inventory_pb2.InventoryEvent) -> list[Out]:
-        which = msg.WhichOneof("change")
-        if which == "observed":  # what LLDP saw: for the NOC, not for decisions
-            return observe(table, msg, alarms)
-        if which == "site":  # its command topics exist before any command
-            await ensure_site_topics(tandem, msg.site.site_id)
-        apply(table, msg)
-        return [forward(tandem, decider_input("streams/inventory", msg, inventory=msg))]
-
-    return InputHandler(tandem, inventory_pb2.InventoryEvent,
-                        lambda m: check_inventory(m, sites, links), on_record, "inventory-fold",
-                        writes_tables=True)
+    return table
 
 
 def observe(table: Any, msg: inventory_pb2.InventoryEvent, alarms_topic: str) -> list[Out]:

@@ -6,7 +6,7 @@ the message (`google.protobuf.json_format.MessageToJson(msg, indent=None)`: fiel
 lowerCamelCase, enums as their names, int64 as strings, Timestamps as RFC 3339, default
 values omitted) on `tandem.noc.{decisions,alarms,link-state}.json`. A record that does not
 decode is dead-lettered with its origin, like any input. The link-state mirror is written by
-the link-state handler (`tandem.streams.agents.forward`), the topic's one reader.
+the decider (`tandem.streams.decider_service`), the link-state topic's one reader.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ class Bus:
 
     async def inventory(self) -> None:
         """Publish the demo federation and wait until the decider log holds all of it
-        (requests travel another topic: sent earlier, they could overtake the inventory)."""
+        (requests travel another topic: sent earlier, they could be folded first)."""
         events = demo_federation()
         for ev in events:
             await self.producer.send_and_wait(self.name(T.INVENTORY_BASE),
@@ -63,8 +63,8 @@ class Bus:
                              lambda xs: sum(x.HasField("inventory") for x in xs) >= len(events))
 
     async def settled(self, app_id: str, bases: tuple[str, ...] = (
-            T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE, T.DECIDER_BASE),
-            loop: str = "control", timeout: float = 90.0) -> None:
+            T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE, T.CONTROL_BASE),
+            loop: str = "decider-inputs", timeout: float = 90.0) -> None:
         """Wait until the workers of `app_id` have committed every record of these topics:
         each input is then processed and its outputs committed (they commit together), so
         whatever the topics will ever hold for these inputs is on them now."""

@@ -97,10 +97,10 @@ async def test_bad_requests_are_dead_lettered_and_the_worker_goes_on(worker: Tan
     assert [d.request_id for d in decisions] == ["ok"]
     letters = await bus.wait_read(bus.name(T.DEAD_LETTERS_BASE), alarms_pb2.DeadLetter,
                                   lambda ls: len(ls) >= 4)
-    reasons = sorted((l.consumer, l.reason) for l in letters)
-    assert reasons == [("link-state-in", "unknown_reference"), ("requests-in", "undecodable"),
-                       ("requests-in", "unknown_reference"), ("requests-in", "unknown_schema_version")]
-    assert all(l.origin_topic and l.payload for l in letters)
+    reasons = sorted((l.origin_topic.rsplit(".", 1)[-1], l.reason) for l in letters)
+    assert reasons == [("link-state", "unknown_reference"), ("requests", "undecodable"),
+                       ("requests", "unknown_reference"), ("requests", "unknown_schema_version")]
+    assert all(l.origin_topic and l.payload and l.consumer == "decider" for l in letters)
     assert W.RequestEvent.FromString(
-        next(l for l in letters if l.reason == "unknown_reference" and l.consumer == "requests-in").payload
-    ).request_id == "rb"
+        next(l for l in letters if l.reason == "unknown_reference"
+             and l.origin_topic == bus.name(T.REQUESTS_BASE)).payload).request_id == "rb"

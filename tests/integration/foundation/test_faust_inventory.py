@@ -105,7 +105,7 @@ async def test_agent_folds_inventory_and_dead_letters_bad_input(worker: Tandem,
         assert d.origin_topic == topic and d.origin_partition == 0
         assert d.origin_key == records[offset][0]
         assert d.payload == records[offset][1]  # kept whole, nothing lost
-        assert d.consumer == "inventory-fold" and d.meta.event_id
+        assert d.consumer == "decider" and d.meta.event_id
     assert "nowhere" in by_offset[2].detail
 
 

@@ -20,7 +20,12 @@ from tandem.v1 import workload_pb2 as W
 from tandem.validation import (EVENT_ID_REUSED, OUT_OF_RANGE, PROCESSING_ERROR,
                                REQUEST_ID_REUSED, TOO_LARGE, UNDECODABLE, UNKNOWN_REFERENCE)
 
-NOW = time.time()
+
+
+def now() -> float:
+    """The fold's "now", read when folding: a module-level constant taken at collection time
+    turned every event made later into one "from the future" once the suite ran for 5 min."""
+    return time.time()
 
 
 def wrap(ev: object, event_id: str | None = None) -> bytes:
@@ -45,13 +50,13 @@ def place(rid: str, wid: str, bw: float = 10.0, max_latency: float = 30.0,
 def federation() -> Decider:
     d = Decider()
     for ev in demo_federation():
-        out = d.fold_record(wrap(ev), NOW)
+        out = d.fold_record(wrap(ev), now())
         assert out.invalid is None, out.invalid
     return d
 
 
 def decision_of(d: Decider, payload: bytes) -> D.Decision:
-    out = d.fold_record(payload, NOW)
+    out = d.fold_record(payload, now())
     assert out.invalid is None, out.invalid
     [dec] = out.decisions
     return dec
@@ -67,7 +72,7 @@ def fingerprint(d: Decider) -> tuple[object, ...]:
 def test_absurd_numbers_on_the_decider_log_are_refused(value: float) -> None:
     d = federation()
     before = fingerprint(d)
-    out = d.fold_record(wrap(place("r1", "w1", bw=value)), NOW)
+    out = d.fold_record(wrap(place("r1", "w1", bw=value)), now())
     assert out.invalid is not None and out.invalid.reason == OUT_OF_RANGE
     assert "bandwidth_mbps" in out.invalid.detail
     assert fingerprint(d) == before
@@ -75,7 +80,7 @@ def test_absurd_numbers_on_the_decider_log_are_refused(value: float) -> None:
 
 def test_an_infinite_latency_bound_is_not_placed() -> None:
     d = federation()
-    out = d.fold_record(wrap(place("r1", "w1", max_latency=math.inf)), NOW)
+    out = d.fold_record(wrap(place("r1", "w1", max_latency=math.inf)), now())
     assert out.invalid is not None and "max_latency_ms" in out.invalid.detail
     assert not out.decisions
 
@@ -87,10 +92,10 @@ def test_a_huge_capacity_cannot_poison_later_topology_changes() -> None:
     huge = K.InventoryEvent(meta=new_meta("test"), link=K.Link(
         link_id="ams-fra", site_a="ams", site_b="fra", capacity_ab_mbps=1e308,
         capacity_ba_mbps=1e308, latency_ms=6.1))
-    assert d.fold_record(wrap(huge), NOW).invalid.reason == OUT_OF_RANGE  # type: ignore[union-attr]
+    assert d.fold_record(wrap(huge), now()).invalid.reason == OUT_OF_RANGE  # type: ignore[union-attr]
     down = L.LinkStateEvent(meta=new_meta("test"), link_id="ams-fra",
                             state=L.OPER_STATE_DOWN, cause="cut")
-    out = d.fold_record(wrap(down), NOW)
+    out = d.fold_record(wrap(down), now())
     assert out.invalid is None and d.topology.links["ams-fra"].oper_state.name == "DOWN"
 
 
@@ -104,7 +109,7 @@ def test_references_are_checked_against_the_deciders_own_topology() -> None:
         K.InventoryEvent(meta=new_meta("t"), removed=K.ElementRemoved(
             kind=K.ElementRemoved.KIND_SITE, id="nowhere")),
     ):
-        out = d.fold_record(wrap(ev), NOW)
+        out = d.fold_record(wrap(ev), now())
         assert out.invalid is not None and out.invalid.reason == UNKNOWN_REFERENCE, ev
     assert "x" not in d.topology.links  # a link naming an unknown site never enters
     assert fingerprint(d) == before
@@ -114,10 +119,10 @@ def test_a_reused_event_id_is_refused_and_a_true_repeat_ignored() -> None:
     d = federation()
     first = place("r1", "w1")
     decision_of(d, wrap(first, event_id="in-1"))
-    repeat = d.fold_record(wrap(first, event_id="in-1"), NOW)
+    repeat = d.fold_record(wrap(first, event_id="in-1"), now())
     assert repeat.duplicate and repeat.invalid is None and not repeat.decisions
     other = place("r2", "w2", event_id=first.meta.event_id)
-    out = d.fold_record(wrap(other, event_id="in-1"), NOW)
+    out = d.fold_record(wrap(other, event_id="in-1"), now())
     assert out.invalid is not None and out.invalid.reason == EVENT_ID_REUSED
     assert first.meta.event_id in out.invalid.detail
     # r2 with its own id is decided as if the refused record never came.
@@ -127,9 +132,9 @@ def test_a_reused_event_id_is_refused_and_a_true_repeat_ignored() -> None:
 def test_a_request_id_reused_for_another_order_is_refused() -> None:
     d = federation()
     decision_of(d, wrap(place("r1", "w1")))
-    same = d.fold_record(wrap(place("r1", "w1")), NOW)  # a client's resend: harmless
+    same = d.fold_record(wrap(place("r1", "w1")), now())  # a client's resend: harmless
     assert same.invalid is None and not same.decisions
-    out = d.fold_record(wrap(place("r1", "w9", bw=20)), NOW)
+    out = d.fold_record(wrap(place("r1", "w9", bw=20)), now())
     assert out.invalid is not None and out.invalid.reason == REQUEST_ID_REUSED
 
 
@@ -143,7 +148,7 @@ def test_a_failing_fold_leaves_the_state_exactly_as_before(monkeypatch: pytest.M
         raise OverflowError("engine failure")
 
     monkeypatch.setattr(mod, "decide", boom)
-    out = d.fold_record(wrap(place("r2", "w2")), NOW)
+    out = d.fold_record(wrap(place("r2", "w2")), now())
     assert out.invalid is not None and out.invalid.reason == PROCESSING_ERROR
     assert fingerprint(d) == before
     monkeypatch.undo()
@@ -153,17 +158,17 @@ def test_a_failing_fold_leaves_the_state_exactly_as_before(monkeypatch: pytest.M
 
 def test_garbage_and_oversized_records_are_refused() -> None:
     d = federation()
-    assert d.fold_record(b"", NOW).invalid.reason == UNDECODABLE  # type: ignore[union-attr]
-    assert d.fold_record(b"\xff" * 10, NOW).invalid.reason == UNDECODABLE  # type: ignore[union-attr]
-    assert d.fold_record(b"\x0a" * 300_000, NOW).invalid.reason == TOO_LARGE  # type: ignore[union-attr]
+    assert d.fold_record(b"", now()).invalid.reason == UNDECODABLE  # type: ignore[union-attr]
+    assert d.fold_record(b"\xff" * 10, now()).invalid.reason == UNDECODABLE  # type: ignore[union-attr]
+    assert d.fold_record(b"\x0a" * 300_000, now()).invalid.reason == TOO_LARGE  # type: ignore[union-attr]
 
 
 def test_future_is_judged_by_the_record_time_so_replay_agrees() -> None:
     """A record from the future when it was written stays refused on a replay years later."""
     ev = place("r1", "w1")
-    ev.meta.time.seconds = int(NOW) + 3600
+    ev.meta.time.seconds = int(now()) + 3600
     payload = wrap(ev)
-    assert federation().fold_record(payload, NOW).invalid.reason == OUT_OF_RANGE  # type: ignore[union-attr]
-    assert federation().fold_record(payload, NOW).invalid.reason == OUT_OF_RANGE  # type: ignore[union-attr]
-    later = federation().fold_record(payload, NOW + 7200)  # the clock has caught up
+    assert federation().fold_record(payload, now()).invalid.reason == OUT_OF_RANGE  # type: ignore[union-attr]
+    assert federation().fold_record(payload, now()).invalid.reason == OUT_OF_RANGE  # type: ignore[union-attr]
+    later = federation().fold_record(payload, now() + 7200)  # the clock has caught up
     assert later.invalid is None

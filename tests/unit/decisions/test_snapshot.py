@@ -16,6 +16,7 @@ from tandem.v1 import decider_pb2, inventory_pb2 as K, link_state_pb2 as L, work
 NOW = time.time()
 
 
+
 def wrap(ev: object) -> bytes:
     which = {W.RequestEvent: "request", K.InventoryEvent: "inventory",
              L.LinkStateEvent: "link_state"}[type(ev)]
@@ -24,6 +25,8 @@ def wrap(ev: object) -> bytes:
 
 
 def inputs() -> list[bytes]:
+    global NOW
+    NOW = time.time()  # read when the inputs are made (the suite may run for minutes before)
     out = [wrap(ev) for ev in demo_federation()]
     for i in range(60):
         if i % 7 == 6:
