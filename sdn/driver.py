@@ -23,6 +23,7 @@ class SdnDriver:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self._acks: dict[str, Any] = {}
+        self.ack_keys: dict[str, str] = {}  # command id → the record key its ack carried
         self._ack_times: dict[str, float] = {}
         self._arrived = asyncio.Event()
 
@@ -65,6 +66,7 @@ class SdnDriver:
             except Exception:
                 continue
             self._acks[ack.command_id] = ack
+            self.ack_keys[ack.command_id] = (rec.key or b"").decode(errors="replace")
             self._ack_times[ack.command_id] = time.perf_counter()
             self._arrived.set()
 

@@ -2,7 +2,10 @@
 
 It applies the very os-ken messages the builders produce (OFPFlowMod, OFPMeterMod) and
 answers "where does this packet go", so tests assert on forwarding behaviour instead of on
-message fields. It mimics the Open vSwitch behaviours we rely on: ADD with the same match and
+message fields. Entries match IPv4 blocks by mask (a packet from 10.128.3.7 hits an entry
+for 10.128.3.0/24), with the highest priority winning, as on a real switch; entries are
+stored as `FlowSpec`s normalised the way the unit reads a switch's flow statistics (host
+bits of a block cleared), so what a test reads back is what reconciliation would see. It mimics the Open vSwitch behaviours we rely on: ADD with the same match and
 priority replaces the entry (actions and cookie), a flow naming an unknown meter is refused,
 deleting a meter deletes the entries using it, strict delete honours the cookie mask.
 """
@@ -100,13 +103,23 @@ class FakeSwitch:
             raise FakeSwitchError(f"unsupported meter-mod command {msg.command}")
 
     def lookup(self, in_port: int, packet: Mapping[str, Any]) -> FlowSpec | None:
-        """The entry a packet hits: highest priority among those whose every field matches."""
+        """The entry a packet hits: highest priority among those whose every field matches
+        (IPv4 fields of an entry may be (address, mask) blocks). Two different entries of the
+        same, highest priority that both match are an error: OpenFlow leaves the choice
+        undefined, so a test that gets there must fail rather than pass by luck."""
         pkt = dict(packet, in_port=in_port)
         best: FlowSpec | None = None
+        tie: FlowSpec | None = None
         for f in self.flows.values():
             if all(_field_matches(v, pkt.get(n)) for n, v in f.match):
                 if best is None or f.priority > best.priority:
-                    best = f
+                    best, tie = f, None
+                elif f.priority == best.priority:
+                    tie = f
+        if best is not None and tie is not None:
+            raise FakeSwitchError(f"switch {self.dpid:#x}: packet {dict(pkt)} matches two "
+                                  f"entries of priority {best.priority}: {dict(best.match)} "
+                                  f"and {dict(tie.match)}")
         return best
 
     def tables(self) -> Tables:

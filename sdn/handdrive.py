@@ -6,6 +6,12 @@ processor: fewest-hops paths, make-before-break steps over Kafka, acks printed.
     python -m tandem.sdn.handdrive remove --id r1
     python -m tandem.sdn.handdrive list
 
+With `--workload W --src-block CIDR --dst-block CIDR`, `install` speaks the core's terms
+instead: per site the links the traffic arrives and leaves by (`SiteCrossing`, no ports; each
+unit resolves them), matched on the workload's address blocks, acknowledged keyed by W.
+Such a reservation is not rerouted here (the core reroutes by installing a new reservation
+and removing the old one: do the same with install and remove).
+
 What was installed is remembered in .local/sdn/hand.json (reservation → generation, path),
 so a reroute only needs the link to avoid.
 """
@@ -32,7 +38,7 @@ def _save(book: dict[str, Any]) -> None:
     BOOK.write_text(json.dumps(book, indent=1, sort_keys=True))
 
 
-def _print_acks(acks: dict[str, Any]) -> bool:
+def _print_acks(acks: dict[str, Any], keys: dict[str, str] | None = None) -> bool:
     from tandem.v1 import commands_pb2 as c
 
     ok = True
@@ -40,15 +46,16 @@ def _print_acks(acks: dict[str, Any]) -> bool:
         a = acks[cid]
         status = c.AckStatus.Name(a.status).removeprefix("ACK_STATUS_")
         ok &= a.status in (c.ACK_STATUS_OK, c.ACK_STATUS_NOOP)
+        key = f" key {keys[cid]}" if keys and cid in keys else ""
         print(f"  ack {cid:<32} {status:<6} +{a.flows_added}/-{a.flows_removed} flows, "
-              f"{a.meters_changed} meters, confirmed {a.confirmed_ms:.1f} ms {a.error}")
+              f"{a.meters_changed} meters, confirmed {a.confirmed_ms:.1f} ms{key} {a.error}")
     return ok
 
 
 async def _run(args: argparse.Namespace) -> int:
     from tandem.sdn.driver import SdnDriver
-    from tandem.sdn.paths import (install_commands, remove_command, reroute_sequence,
-                                  shortest_link_path)
+    from tandem.sdn.paths import (crossing_commands, install_commands, remove_command,
+                                  reroute_sequence, shortest_link_path)
     from tandem.services.cli_wan import load_layout, load_state
     from tandem.streams.settings import Settings
 
@@ -70,16 +77,30 @@ async def _run(args: argparse.Namespace) -> int:
             if not path:
                 print(f"no path from {args.src} to {args.dst}", file=sys.stderr)
                 return 1
-            cmds = install_commands(layout, reservation_id=args.id, generation=1, src=args.src,
-                                    link_path=path, ipv4_src=hosts[args.src],
-                                    ipv4_dst=hosts[args.dst], rate_kbps=args.rate_kbps)
-            print(f"{args.id}: {args.src}→{args.dst} over {' '.join(path)}")
+            if args.workload:
+                sites = [args.src]
+                for lid in path:
+                    sites.append(layout.links[lid].other(sites[-1]))
+                cmds = crossing_commands(reservation_id=args.id, generation=1, sites=sites,
+                                         links=path, workload_id=args.workload,
+                                         ipv4_src=args.src_block, ipv4_dst=args.dst_block,
+                                         rate_kbps=args.rate_kbps)
+            else:
+                cmds = install_commands(layout, reservation_id=args.id, generation=1,
+                                        src=args.src, link_path=path, ipv4_src=hosts[args.src],
+                                        ipv4_dst=hosts[args.dst], rate_kbps=args.rate_kbps)
+            print(f"{args.id}: {args.src}→{args.dst} over {' '.join(path)}"
+                  + (f" (workload {args.workload}, by crossings)" if args.workload else ""))
             acks = await driver.run_steps([[c for s, c in reversed(list(cmds.items()))
                                             if s != args.src], [cmds[args.src]]])
             book[args.id] = {"gen": 1, "src": args.src, "dst": args.dst, "path": path,
-                             "rate": args.rate_kbps}
+                             "rate": args.rate_kbps, "workload": args.workload}
         elif args.cmd == "reroute":
             r = book[args.id]
+            if r.get("workload"):
+                print(f"{args.id} belongs to workload {r['workload']}: install a new reservation "
+                      "and remove this one (the core's way)", file=sys.stderr)
+                return 1
             path = shortest_link_path(layout, r["src"], r["dst"], args.avoid)
             if not path:
                 print(f"no path avoiding {args.avoid}", file=sys.stderr)
@@ -103,7 +124,7 @@ async def _run(args: argparse.Namespace) -> int:
         else:  # remove
             acks = await driver.run_steps([[remove_command(s, args.id) for s in layout.dpids]])
             book.pop(args.id, None)
-        ok = _print_acks(acks)
+        ok = _print_acks(acks, driver.ack_keys)
         _save(book)
         return 0 if ok else 1
     finally:
@@ -122,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--dst", required=True)
     a.add_argument("--rate-kbps", type=int, default=8000)
     a.add_argument("--avoid", action="append", default=[])
+    a.add_argument("--workload", default="",
+                   help="send by crossings (links only) for this workload, as the core does")
+    a.add_argument("--src-block", default="", help="with --workload: source address block")
+    a.add_argument("--dst-block", default="", help="with --workload: target address block")
     b = sub.add_parser("reroute")
     b.add_argument("--id", required=True)
     b.add_argument("--avoid", action="append", default=[])

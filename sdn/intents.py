@@ -107,9 +107,14 @@ def burst_for(rate_kbps: int) -> int:
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _DOTTED = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_FULL_MASK = "255.255.255.255"
 
 
 def _ip_field(text: str, where: str) -> Any:
+    """An address or CIDR block as an OXM value: "a.b.c.d" for a host (or /32), the tuple
+    ("network", "netmask") for a block, None for /0 (matches anything: the field is left out,
+    as a switch would report it). Host bits of a block are cleared ("10.1.2.3/24" is
+    10.1.2.0/24), as Open vSwitch does, so what we intend equals what the switch reports."""
     if _DOTTED.fullmatch(text):
         return text  # the common case (canonical dotted quad), without ipaddress
     try:
@@ -118,16 +123,25 @@ def _ip_field(text: str, where: str) -> Any:
         raise ValueError(f"{where}: bad IPv4 address/prefix {text!r}: {exc}") from None
     if net.prefixlen == 32:
         return str(net.network_address)
+    if net.prefixlen == 0:
+        return None
     return (str(net.network_address), str(net.netmask))
+
+
+def _prefix_len(value: Any) -> int:
+    """Specificity of an IPv4 OXM value: 32 for a host, the mask's bits for a block."""
+    if isinstance(value, tuple):
+        return bin(int(ipaddress.IPv4Address(value[1]))).count("1")
+    return 32
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def match_key(in_port: int, m: TrafficMatch) -> MatchKey:
     fields: dict[str, Any] = {"in_port": in_port, "eth_type": ETH_TYPE_IPV4}
-    if m.ipv4_src:
-        fields["ipv4_src"] = _ip_field(m.ipv4_src, "match.ipv4_src")
-    if m.ipv4_dst:
-        fields["ipv4_dst"] = _ip_field(m.ipv4_dst, "match.ipv4_dst")
+    if m.ipv4_src and (v := _ip_field(m.ipv4_src, "match.ipv4_src")) is not None:
+        fields["ipv4_src"] = v
+    if m.ipv4_dst and (v := _ip_field(m.ipv4_dst, "match.ipv4_dst")) is not None:
+        fields["ipv4_dst"] = v
     if m.ip_proto:
         fields["ip_proto"] = m.ip_proto
     if m.dscp:
@@ -136,9 +150,20 @@ def match_key(in_port: int, m: TrafficMatch) -> MatchKey:
 
 
 def priority_for(m: TrafficMatch) -> int:
-    """More specific traffic matches win over broader ones of other reservations."""
-    n = sum(1 for v in (m.ipv4_src, m.ipv4_dst, m.ip_proto, m.dscp) if v)
-    return PRIO_BASE + 10 * n
+    """More specific entries win: `PRIO_BASE` + prefix length of the source + that of the
+    destination (32 for a host, 0 when unset) + 1 for a protocol + 1 for a DSCP value.
+
+    Why a sum: each term grows with its field's specificity, so a match strictly inside
+    another one (every field at least as specific, one more so) always gets a strictly higher
+    priority — a workload's /24 entry beats a broader /16 one, a host entry beats its /24.
+    Matches that overlap without one containing the other may tie; Tandem's address blocks
+    are disjoint per group, so its own reservations never overlap that way."""
+    n = 0
+    for text, where in ((m.ipv4_src, "match.ipv4_src"), (m.ipv4_dst, "match.ipv4_dst")):
+        if text:
+            v = text if _DOTTED.fullmatch(text) else _ip_field(text, where)
+            n += 0 if v is None else _prefix_len(v)
+    return PRIO_BASE + n + (1 if m.ip_proto else 0) + (1 if m.dscp else 0)
 
 
 def metered_dpid(intent: PathIntent) -> int | None:
@@ -250,13 +275,27 @@ def meter_mod(spec: MeterSpec, command: int) -> parser.OFPMeterMod:
 
 
 def normalise_match(items: Iterable[tuple[str, Any]]) -> MatchKey:
-    """OXM fields as a switch reports them → our MatchKey (full masks dropped)."""
+    """OXM fields as a switch reports them → our MatchKey: IPv4 values with a full mask
+    become plain addresses, masked ones are reduced to (network, netmask) with host bits
+    cleared, a zero mask (matches anything) drops the field — so a reported entry compares
+    equal to the intended one whatever spelling the switch chose."""
     out: dict[str, Any] = {}
     for name, value in items:
-        if isinstance(value, tuple) and len(value) == 2 and value[1] in ("255.255.255.255",):
-            value = value[0]
+        if name in ("ipv4_src", "ipv4_dst") and isinstance(value, tuple) and len(value) == 2:
+            value = _masked(str(value[0]), str(value[1]))
+            if value is None:
+                continue
         out[name] = value
     return tuple(sorted(out.items()))
+
+
+def _masked(addr: str, mask: str) -> Any:
+    if mask == _FULL_MASK:
+        return addr
+    a, m = int(ipaddress.IPv4Address(addr)), int(ipaddress.IPv4Address(mask))
+    if m == 0:
+        return None
+    return (str(ipaddress.IPv4Address(a & m)), mask)  # (a non-contiguous mask stays as is)
 
 
 def spec_from_parts(

@@ -1,9 +1,14 @@
-"""Site-level path → per-site `InstallPath` commands, from the WAN's port layout (pure).
+"""Site-level paths → per-site commands (pure).
 
-Why here: the decision (which sites and links) belongs to the engine; turning it into the
-port-level hops each site's control unit needs only requires the port layout that
-`tandem infra wan up` assigned and published (site datapath ids, host port, link ports).
-The stream processor, the benchmarks and the tests all use this one function.
+Two forms, for two kinds of sender:
+- in the core's terms (`site_crossings`, `crossing_commands`): per site, the link the traffic
+  arrives by and the link it leaves by (`SiteCrossing`; "" = the site's local attachment). No
+  ports: each site's control unit resolves links to its switch's ports from the inventory
+  (`tandem.sdn.crossing`). The core builds its crossings itself (`tandem.steps`); this is the
+  same thing for tests and tools that stand in for it;
+- switch-level (`install_commands`, `reroute_sequence`): hops with datapath ids and ports from
+  the emulated WAN's layout, for the hand-driven tools and benchmarks (`handdrive`,
+  `bench/sdn_*`), which drive switches directly.
 """
 
 from __future__ import annotations
@@ -112,6 +117,53 @@ def install_commands(
         ins.hops.add(datapath_id=layout.dpids[site], in_port=inp, out_port=outp)
         ins.rate_kbps = rate_kbps
         ins.ingress = i == 0
+        out[site] = cmd
+    return out
+
+
+def site_crossings(sites: Sequence[str], links: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """A reservation's site path → {site: (in_link_id, out_link_id)} in path order; "" is
+    the site's local attachment (in at the first site, out at the last). Raises ValueError
+    when `links` does not join `sites` one by one or a site repeats (a site crossed twice
+    would need two entries in one command)."""
+    if len(sites) < 2 or len(links) != len(sites) - 1:
+        raise ValueError(f"a site path of {len(sites)} sites needs {max(len(sites) - 1, 1)} "
+                         f"links, got {len(links)}: sites {list(sites)}, links {list(links)}")
+    if len(set(sites)) != len(sites):
+        raise ValueError(f"site path {list(sites)} crosses a site twice")
+    return {site: (links[i - 1] if i > 0 else "", links[i] if i < len(links) else "")
+            for i, site in enumerate(sites)}
+
+
+def crossing_commands(
+    *,
+    reservation_id: str,
+    generation: int,
+    sites: Sequence[str],
+    links: Sequence[str],
+    workload_id: str = "",
+    ipv4_src: str = "",
+    ipv4_dst: str = "",
+    ip_proto: int = 0,
+    rate_kbps: int = 0,
+) -> dict[str, Any]:
+    """site → `tandem.v1.SdnCommand` (install, by crossing: links only) for every site of
+    the path, in path order — what the core sends (`tandem.steps`)."""
+    from tandem.v1 import commands_pb2 as c
+
+    out: dict[str, Any] = {}
+    for site, (in_link, out_link) in site_crossings(sites, links).items():
+        cmd = c.SdnCommand(command_id=f"install/{reservation_id}/g{generation}/{site}",
+                           site_id=site)
+        cmd.meta.correlation_id = workload_id or reservation_id
+        cmd.meta.source = "tandem/sdn-paths"
+        ins = cmd.install
+        ins.reservation_id, ins.generation, ins.workload_id = reservation_id, generation, \
+            workload_id
+        ins.match.ipv4_src, ins.match.ipv4_dst, ins.match.ip_proto = ipv4_src, ipv4_dst, ip_proto
+        ins.crossing.in_link_id, ins.crossing.out_link_id = in_link, out_link
+        ins.rate_kbps = rate_kbps
+        ins.ingress = not in_link
         out[site] = cmd
     return out
 

@@ -3,8 +3,11 @@ entry point, and the Kafka side (aiokafka, asyncio in the main thread) of `Contr
 
 Commands: `tandem.sdn.commands.<site>` replayed from offset 0 (consumer group
 `tandem-sdn-<site>`, committed offsets mark what was acknowledged), then live, in fetch-sized
-batches. Out: acks, telemetry, link state, LLDP observations — handed over from the unit's
-threads with `loop.call_soon_threadsafe` and published in batches (`kafka_io.send_many`).
+batches. Inventory: `tandem.inventory` from offset 0 into the unit's port book; the unit is
+told when it is read up to the end it had at start (`ControlUnit.inventory_ready`). Out: acks
+(keyed by workload id), telemetry, link state, LLDP observations — handed over from the
+unit's threads with `loop.call_soon_threadsafe` and published in batches
+(`kafka_io.send_many`).
 """
 
 from __future__ import annotations
@@ -71,6 +74,9 @@ async def run_kafka(unit: ControlUnit, bootstrap: str, prefix: str | None,
     inv_tp = TopicPartition(names["inventory"], 0)
     inv_consumer.assign([inv_tp])
     await inv_consumer.seek_to_beginning(inv_tp)
+    inv_end = (await inv_consumer.end_offsets([inv_tp]))[inv_tp]
+    if inv_end == 0:
+        unit.inventory_ready.set()
     log.info("site %s: replaying %s offsets 0..%d (acknowledged below %d)", site, cmd_topic,
              end, committed)
     if end == 0:
@@ -96,13 +102,20 @@ async def run_kafka(unit: ControlUnit, bootstrap: str, prefix: str | None,
             await consumer.commit({tp: off + 1})
 
     async def pump_inventory() -> None:
+        """Fold the inventory into the unit; once read up to its end at start, say so (the
+        worker holds back crossings that do not resolve until then, boundedly)."""
         site_dpids: dict[str, int] = {}
-        async for rec in inv_consumer:
-            try:
-                ev = inv.InventoryEvent.FromString(rec.value)
-            except Exception:
-                continue
-            unit.learn_inventory(ev, site_dpids)
+        while True:
+            fetched = await inv_consumer.getmany(inv_tp, timeout_ms=1000, max_records=1000)
+            for rec in fetched.get(inv_tp, []):
+                try:
+                    ev = inv.InventoryEvent.FromString(rec.value)
+                except Exception:
+                    continue
+                unit.learn_inventory(ev, site_dpids)
+            if not unit.inventory_ready.is_set() and await inv_consumer.position(inv_tp) >= inv_end:
+                log.info("site %s: inventory read (%d records at start)", site, inv_end)
+                unit.inventory_ready.set()
 
     async def pump_commands() -> None:
         while True:

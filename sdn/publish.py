@@ -1,11 +1,22 @@
-"""Publish the emulated WAN's sites and links (with datapath ids and switch ports) to the
-inventory topic, so the engine and the stream processor know which ports intents must name
-and the control units know which link each port carries (`tandem infra wan up --broker`)."""
+"""Publish the emulated WAN's sites and links to the inventory topic (`tandem infra wan up
+--broker`): sites with their switch's datapath id and the port of their local attachment (the
+host port), links with the port they take on each end's switch. The core speaks links only;
+the control units resolve the links of each crossing to these ports (`tandem.sdn.crossing`)
+and compare them with what LLDP hears."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+
+def attachment_ports(layout: dict[str, Any]) -> dict[str, int]:
+    """site → the switch port of its local attachment, from the WAN state file's layout (one
+    host port for every site today: `wanplan.HOST_PORT`)."""
+    from tandem.sdn.paths import HOST_PORT
+
+    port = int(layout.get("host_port", HOST_PORT))
+    return {sid: int(s.get("attachment_port", port)) for sid, s in layout["sites"].items()}
 
 
 def publish_inventory(bootstrap: str, topology: Any, layout: dict[str, Any],
@@ -27,6 +38,10 @@ async def _publish(bootstrap: str, topology: Any, layout: dict[str, Any],
     ports = {lid: (int(l["port_a"]), int(l["port_b"])) for lid, l in layout["links"].items()}
     dpids = {sid: int(s["dpid"]) for sid, s in layout["sites"].items()}
     events = inventory_events(topology, "infra/wan", ports=ports, dpids=dpids)
+    attach = attachment_ports(layout)
+    for ev in events:
+        if ev.WhichOneof("change") == "site" and ev.site.site_id in attach:
+            ev.site.attachment_port = attach[ev.site.site_id]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:

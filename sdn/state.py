@@ -30,23 +30,25 @@ from typing import Any
 
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
+from tandem.sdn.crossing import Resolve, intent_from_proto
 from tandem.sdn.intents import (
     FlowSpec,
-    Hop,
+    MatchKey,
     MeterSpec,
     PathIntent,
-    burst_for,
     Tables,
-    TrafficMatch,
+    burst_for,
     flow_add,
     flow_delete,
     infra_flows,
     match_key,
-    metered_dpid,
     meter_mod,
+    metered_dpid,
     path_flows,
     priority_for,
 )
+
+FlowKey = tuple[int, int, MatchKey]
 
 METER_ADD, METER_MOD, METER_DEL, FLOW_ADD, FLOW_DEL = (
     "meter_add", "meter_mod", "meter_del", "flow_add", "flow_del",
@@ -111,37 +113,6 @@ class Plan:
         return sorted({op.dpid for op in self.ops})
 
 
-def intent_from_proto(install: Any) -> PathIntent:
-    """`tandem.v1.InstallPath` → PathIntent; raises ValueError naming the bad field."""
-    if not install.reservation_id:
-        raise ValueError("install.reservation_id is empty")
-    if not install.hops:
-        raise ValueError("install.hops is empty")
-    hops = []
-    for i, h in enumerate(install.hops):
-        if h.datapath_id <= 0 or h.in_port <= 0 or h.out_port <= 0:
-            raise ValueError(f"install.hops[{i}]: datapath_id, in_port, out_port must be > 0")
-        if h.in_port > ofp.OFPP_MAX or h.out_port > ofp.OFPP_MAX:
-            raise ValueError(f"install.hops[{i}]: port number above OFPP_MAX")
-        hops.append(Hop(int(h.datapath_id), int(h.in_port), int(h.out_port)))
-    m = install.match
-    tm = TrafficMatch(m.ipv4_src, m.ipv4_dst, int(m.ip_proto), int(m.dscp))
-    if tm.dscp > 63:
-        raise ValueError("install.match.dscp above 63")
-    for h in hops:
-        match_key(h.in_port, tm)  # validates addresses
-    if install.rate_kbps > 0xFFFFFFFF:
-        raise ValueError("install.rate_kbps above 2^32-1")
-    return PathIntent(
-        reservation_id=install.reservation_id,
-        generation=int(install.generation),
-        match=tm,
-        hops=tuple(hops),
-        rate_kbps=int(install.rate_kbps),
-        ingress=bool(install.ingress),
-    )
-
-
 @dataclass(slots=True)
 class SiteIntent:
     """Reservations intended on this site's switches: the generations still retained per
@@ -149,25 +120,43 @@ class SiteIntent:
 
     A non-ingress install keeps the older generation's entries (traffic still arrives on the
     old path until the ingress site switches over); the ingress install drops them after
-    the switch-over; a RemovePath of the old generation removes what is left elsewhere."""
+    the switch-over; a RemovePath of the old generation removes what is left elsewhere.
+
+    Two reservations may intend an entry with the same match and priority on a switch (the
+    core reroutes a demand by installing a new reservation with the same traffic match, then
+    removing the old one): a switch holds one of them, so the one installed last wins, and
+    when it goes the other's entry is put back (`_owners`)."""
 
     paths: dict[str, dict[int, PathIntent]] = field(default_factory=dict)
     # dpid → reservation id → meter id
     meters: dict[int, dict[str, int]] = field(default_factory=dict)
     # Highest generation removed per reservation: a late install at or below it is stale.
     removed: dict[str, int] = field(default_factory=dict)
+    # Reservation → workload (from its installs; kept after removal, so the acknowledgement
+    # of a RemovePath, which names no workload, is keyed by the reservation's workload).
+    workloads: dict[str, str] = field(default_factory=dict)
     dpids: set[int] = field(default_factory=set)
     _free: dict[int, list[int]] = field(default_factory=dict)
     _next: dict[int, int] = field(default_factory=dict)
+    # entries and meters each reservation intends (cache of `_rid_tables`)
+    _tables: dict[str, Tables] = field(default_factory=dict)
+    # entry key → reservations intending it; the latest installed (`_order`) is on the switch
+    _owners: dict[FlowKey, dict[str, None]] = field(default_factory=dict)
+    _order: dict[str, int] = field(default_factory=dict)
+    _seq: int = 0
 
     # ------------------------------------------------------------------ fold
-    def apply_command(self, cmd: Any) -> Plan:
-        """Fold one `tandem.v1.SdnCommand`; bad commands are rejected, never raised."""
+    def apply_command(self, cmd: Any, resolve: Resolve | None = None) -> Plan:
+        """Fold one `tandem.v1.SdnCommand`; bad commands are rejected, never raised.
+        `resolve` turns a crossing (links) into this site's ports (`crossing.PortBook`)."""
         op = cmd.WhichOneof("op")
         if op == "install":
+            ins = cmd.install
+            if ins.reservation_id and ins.workload_id:
+                self.workloads[ins.reservation_id] = ins.workload_id
             try:
-                intent = intent_from_proto(cmd.install)
-            except ValueError as exc:
+                intent = intent_from_proto(ins, resolve)
+            except ValueError as exc:  # CrossingError too: names the link
                 return Plan(REJECTED, f"command {cmd.command_id}: {exc}")
             return self.install(intent)
         if op == "remove":
@@ -175,6 +164,14 @@ class SiteIntent:
                 return Plan(REJECTED, f"command {cmd.command_id}: remove.reservation_id is empty")
             return self.remove(cmd.remove.reservation_id, int(cmd.remove.generation))
         return Plan(REJECTED, f"command {cmd.command_id}: no install or remove")
+
+    def workload_of(self, cmd: Any) -> str:
+        """The workload a command serves: the install's own, else the reservation's."""
+        op = cmd.WhichOneof("op")
+        if op is None:
+            return ""
+        body = getattr(cmd, op)
+        return str(getattr(body, "workload_id", "") or self.workloads.get(body.reservation_id, ""))
 
     def latest(self, rid: str) -> PathIntent | None:
         gens = self.paths.get(rid)
@@ -215,29 +212,58 @@ class SiteIntent:
                     table[rid] = self._next.get(dp, 1)
                     self._next[dp] = table[rid] + 1
 
-    def _change(self, rid: str, mutate: Any, switch_key: Any = None) -> Plan:
-        before = self._rid_tables(rid) if rid in self.paths else Tables()
+    def _effective(self, key: FlowKey) -> FlowSpec | None:
+        """The entry the switch should hold under `key`: the latest installed owner's."""
+        owners = self._owners.get(key)
+        if not owners:
+            return None
+        rid = max(owners, key=self._order.__getitem__) if len(owners) > 1 else next(iter(owners))
+        return self._tables[rid].flows[key]
+
+    def _change(self, rid: str, mutate: Any, switch_key: Any = None,
+                installed: bool = False) -> Plan:
+        before = self._tables.get(rid, Tables())
         mutate()
         if not self.paths.get(rid):
             self.paths.pop(rid, None)
         self._allocate_meters(rid)
-        after = self._rid_tables(rid)
+        after = self._rid_tables(rid) if rid in self.paths else Tables()
+        keys = list(dict.fromkeys([*before.flows, *after.flows]))
+        eff_before = {k: self._effective(k) for k in keys}
+        if installed:
+            self._seq += 1
+            self._order[rid] = self._seq
+        for k in before.flows:
+            if k not in after.flows:
+                owners = self._owners[k]
+                del owners[rid]
+                if not owners:
+                    del self._owners[k]
+        for k in after.flows:
+            self._owners.setdefault(k, {})[rid] = None
+        if rid in self.paths:
+            self._tables[rid] = after
+        else:
+            self._tables.pop(rid, None)
+            self._order.pop(rid, None)
         p1: list[Op] = []
-        for k, m in sorted(after.meters.items()):
-            prev = before.meters.get(k)
+        for mk, m in sorted(after.meters.items()):
+            prev = before.meters.get(mk)
             if prev is None:
                 p1.append(Op(METER_ADD, m))
             elif prev != m:
                 p1.append(Op(METER_MOD, m))
         p2: list[Op] = []
         p3: list[Op] = []
-        for k, f in after.flows.items():
-            prev = before.flows.get(k)
-            if prev == f:
-                continue
-            (p3 if prev is not None or k == switch_key else p2).append(Op(FLOW_ADD, f))
-        p4 = [Op(FLOW_DEL, f) for k, f in before.flows.items() if k not in after.flows]
-        p5 = [Op(METER_DEL, m) for k, m in sorted(before.meters.items()) if k not in after.meters]
+        p4: list[Op] = []
+        for k in keys:
+            was, now = eff_before[k], self._effective(k)
+            if now is not None and now != was:
+                (p3 if was is not None or k == switch_key else p2).append(Op(FLOW_ADD, now))
+            elif now is None and was is not None:
+                p4.append(Op(FLOW_DEL, was))
+        p5 = [Op(METER_DEL, m) for mk, m in sorted(before.meters.items())
+              if mk not in after.meters]
         phases = [p for p in (p1, p2, p3, p4, p5) if p]
         return Plan(OK if phases else NOOP, "" if phases else "no change", phases)
 
@@ -262,7 +288,7 @@ class SiteIntent:
         h0 = new.hops[0]
         switch_key = ((h0.dpid, priority_for(new.match), match_key(h0.in_port, new.match))
                       if new.ingress else None)
-        return self._change(rid, mutate, switch_key)
+        return self._change(rid, mutate, switch_key, installed=True)
 
     def remove(self, rid: str, generation: int) -> Plan:
         gens = self.paths.get(rid, {})
@@ -286,9 +312,11 @@ class SiteIntent:
         for dp in sorted((dpids or set()) | self.dpids):
             for f in infra_flows(dp):
                 t.add_flow(f)
-        for rid in sorted(self.paths):
-            rt = self._rid_tables(rid)
-            t.flows.update(rt.flows)
+        for k in self._owners:
+            f = self._effective(k)
+            if f is not None:
+                t.flows[k] = f
+        for rt in self._tables.values():
             t.meters.update(rt.meters)
         if dpids is not None:
             return Tables(

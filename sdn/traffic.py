@@ -3,7 +3,10 @@
 Run inside a site's namespace:
     ip netns exec tdm-par python -m tandem.sdn.traffic recv --port 5001 --seconds 4
     ip netns exec tdm-ams python -m tandem.sdn.traffic send --dst 10.77.3.1 --port 5001 \
-        --mbps 20 --seconds 3
+        --mbps 20 --seconds 3 [--src 10.128.1.1]
+
+`--src` binds the source address (one of a workload's block, added to the namespace's host
+interface), so the datagrams carry it and hit that workload's reservation, not the host's.
 
 `recv` prints one JSON line: bytes, packets, and the rate measured between the first and the
 last datagram (so start-up skew between sender and receiver does not bias it). Both loops are
@@ -19,9 +22,16 @@ import sys
 import time
 
 
-def send(dst: str, port: int, mbps: float, seconds: float, size: int = 1200) -> dict[str, float]:
+def send(dst: str, port: int, mbps: float, seconds: float, size: int = 1200,
+         src: str = "") -> dict[str, float]:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    if src:
+        try:
+            s.bind((src, 0))
+        except OSError as exc:
+            raise SystemExit(f"traffic send: cannot bind source address {src}: {exc} (is it "
+                             "on an interface of this namespace?)") from None
     payload = bytearray(size)
     interval = size * 8 / (mbps * 1e6)
     start = time.perf_counter()
@@ -86,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--mbps", type=float, default=10.0)
     a.add_argument("--seconds", type=float, default=3.0)
     a.add_argument("--size", type=int, default=1200)
+    a.add_argument("--src", default="", help="source address to bind (default: the kernel's)")
     b = sub.add_parser("recv")
     b.add_argument("--port", type=int, default=5001)
     b.add_argument("--seconds", type=float, default=4.0)
     args = p.parse_args(argv)
     if args.cmd == "send":
-        out = send(args.dst, args.port, args.mbps, min(args.seconds, 60.0), args.size)
+        out = send(args.dst, args.port, args.mbps, min(args.seconds, 60.0), args.size,
+                   args.src)
     else:
         out = recv(args.port, min(args.seconds, 60.0))
     json.dump(out, sys.stdout)

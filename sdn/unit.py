@@ -10,8 +10,16 @@ Why this shape:
   while it was down.
 - Every live command runs make-before-break (phases of `state.Plan`, a barrier after each) and
   is acknowledged on `tandem.sdn.acks` with its timings, or as FAILED with the switch's error.
-- Poller threads publish port counters (telemetry), LLDP (discovery) and reconcile
-  periodically; port status changes become link-state events.
+- The core names links, not ports (`InstallPath.crossing`): the worker resolves them with
+  the port book folded from the inventory (`tandem.sdn.facts`, `tandem.sdn.crossing`). At
+  start the inventory may not have been read yet: a crossing waits until the Kafka side says
+  the inventory is read up to the end it had at start (`inventory_ready`), at most
+  `inventory_wait` seconds after the unit started, and is then resolved — or acknowledged
+  FAILED naming the link (and saying the inventory was not read in time).
+- Acknowledgements carry the workload and reservation and are keyed by workload id (the
+  executor of a workload reads them from its partition); by site for hand tools' commands.
+- Poller threads (`tandem.sdn.facts`) publish port counters (telemetry), LLDP (discovery) and
+  reconcile periodically; port status changes become link-state events.
 Kafka I/O stays on the asyncio thread; other threads hand messages over with
 `loop.call_soon_threadsafe`.
 """
@@ -29,17 +37,14 @@ from typing import Any
 from os_ken.ofproto import ofproto_v1_3 as ofp
 
 from tandem.events import new_meta
-from tandem.sdn import lldp
 from tandem.sdn.app import SwitchChannel, SwitchGone
+from tandem.sdn.facts import SiteFacts
 from tandem.sdn.intents import Tables, spec_from_flow_stats, spec_from_meter_config
 from tandem.sdn.reconcile import diff
 from tandem.sdn.state import (
     FLOW_ADD, FLOW_DEL, METER_ADD, METER_DEL, METER_MOD, NOOP, OK, REJECTED, Plan, SiteIntent,
 )
 from tandem.v1 import commands_pb2 as c
-from tandem.v1 import inventory_pb2 as inv
-from tandem.v1 import link_state_pb2 as ls
-from tandem.v1 import telemetry_pb2 as tm
 
 log = logging.getLogger("tandem.sdn.unit")
 
@@ -79,9 +84,11 @@ class UnitConfig:
     reconcile_interval: float = 30.0
     connect_wait: float = 5.0
     barrier_timeout: float = 10.0
+    # Longest wait, from the unit's start, for the inventory before a crossing is refused.
+    inventory_wait: float = 10.0
 
 
-class ControlUnit:
+class ControlUnit(SiteFacts):
     def __init__(self, cfg: UnitConfig, publish: Publish, on_acked: Callable[[int], None]) -> None:
         self.cfg = cfg
         self.site = cfg.site
@@ -94,10 +101,11 @@ class ControlUnit:
         self.caught_up = threading.Event()
         self.stopping = threading.Event()
         self._pending: list[tuple[Job, Plan]] = []
-        # (dpid, port) → (link_id, peer site, peer port), from inventory / the WAN layout
-        self.declared: dict[int, tuple[str, str, int]] = {}
-        self._heard: dict[tuple[int, int], tuple[lldp.Heard, float]] = {}
-        self._reported: dict[tuple[int, int], tuple[str, Any]] = {}
+        self._init_facts()
+        # Set by the Kafka side once the inventory topic is read up to its end at start.
+        self.inventory_ready = threading.Event()
+        self.waiting_for_inventory = threading.Event()  # (observable by tests)
+        self._inventory_deadline = time.monotonic() + cfg.inventory_wait
         self.stats = {"commands": 0, "reconciles": 0, "repairs": 0}
         self._threads: list[threading.Thread] = []
 
@@ -124,29 +132,6 @@ class ControlUnit:
     def switch_down(self, ch: SwitchChannel) -> None:
         if self.channels.get(ch.dpid) is ch:
             del self.channels[ch.dpid]
-
-    def port_status(self, ch: SwitchChannel, msg: Any) -> None:
-        desc = msg.desc
-        down = (msg.reason == ofp.OFPPR_DELETE or bool(desc.state & ofp.OFPPS_LINK_DOWN)
-                or bool(desc.config & ofp.OFPPC_PORT_DOWN))
-        if down:
-            ch.ports.discard(desc.port_no)
-        else:
-            ch.ports.add(desc.port_no)
-        link_id = self.declared.get(desc.port_no, ("", "", 0))[0]
-        ev = ls.LinkStateEvent(
-            meta=new_meta(f"sdn/{self.site}"), link_id=link_id,
-            state=ls.OPER_STATE_DOWN if down else ls.OPER_STATE_UP,
-            cause=f"port {'down' if down else 'up'} on {self.site} dp {ch.dpid:#x} port "
-                  f"{desc.port_no}",
-        )
-        log.info("port status: %s (link %s)", ev.cause, link_id or "?")
-        self.publish("link_state", link_id or f"{self.site}/{desc.port_no}", ev)
-
-    def packet_in(self, ch: SwitchChannel, in_port: int, data: bytes) -> None:
-        heard = lldp.parse_lldp(data)
-        if heard is not None:
-            self._heard[(ch.dpid, in_port)] = (heard, time.monotonic())
 
     # ------------------------------------------------------------------ worker
     def _worker(self) -> None:
@@ -191,17 +176,39 @@ class ControlUnit:
             except Exception:  # one bad job must not stop the unit
                 log.exception("job %s failed", job.kind)
 
+    def _apply(self, cmd: Any) -> Plan:
+        """Fold one command, resolving its crossing with the port book. Before the inventory
+        has been read to its end (start-up), a crossing waits for it — at most until
+        `inventory_wait` after the unit's start — so it is resolved against the ports the
+        inventory declares, not against a stale or missing view."""
+        op = cmd.WhichOneof("op")
+        if op != "install" or not cmd.install.HasField("crossing") \
+                or self.inventory_ready.is_set():
+            return self.intent.apply_command(cmd, self.resolve)
+        left = self._inventory_deadline - time.monotonic()
+        if left > 0:
+            log.info("command %s: waiting up to %.1f s for the inventory to resolve its "
+                     "crossing", cmd.command_id, left)
+            self.waiting_for_inventory.set()
+            self.inventory_ready.wait(left)
+            self.waiting_for_inventory.clear()
+        plan = self.intent.apply_command(cmd, self.resolve)
+        if plan.status == REJECTED and not self.inventory_ready.is_set():
+            plan.reason += (f" (the inventory was not read within {self.cfg.inventory_wait:g} s "
+                            "of the unit's start)")
+        return plan
+
     def _command(self, job: Job) -> None:
         """A replayed command: folded only (acknowledged after the first reconciliation if it
         was never acknowledged)."""
-        plan = self.intent.apply_command(job.cmd)
+        plan = self._apply(job.cmd)
         self.stats["commands"] += 1
         if job.needs_ack:
             self._pending.append((job, plan))
 
     def _commands(self, jobs: list[Job]) -> None:
         t_start = time.perf_counter()
-        plans = [self.intent.apply_command(j.cmd) for j in jobs]
+        plans = [self._apply(j.cmd) for j in jobs]
         self.stats["commands"] += len(jobs)
         live = [i for i, p in enumerate(plans) if p.status == OK]
         results = [ExecResult() for _ in jobs]
@@ -233,16 +240,19 @@ class ControlUnit:
                 status, error = c.ACK_STATUS_NOOP, plan.reason
             else:
                 status, error = c.ACK_STATUS_OK, ""
+            workload = self.intent.workload_of(job.cmd)
             ack = c.SdnAck(
                 meta=new_meta(f"sdn/{self.site}", correlation_id=job.cmd.meta.correlation_id),
                 command_id=job.cmd.command_id, site_id=self.site, status=status, error=error,
                 flows_added=plan.count(FLOW_ADD), flows_removed=plan.count(FLOW_DEL),
                 meters_changed=plan.count(METER_ADD, METER_MOD, METER_DEL),
                 sent_ms=res.sent_ms, confirmed_ms=res.confirmed_ms,
+                workload_id=workload, reservation_id=_rid(job.cmd),
             )
             if status == c.ACK_STATUS_FAILED:
                 log.warning("command %s failed: %s", job.cmd.command_id, error)
-            out.append(("ack", self.site, ack))
+            # keyed by workload: co-partitioned with the decisions (its executor reads it)
+            out.append(("ack", workload or self.site, ack))
         self.publish_many(out)
         offsets = [job.offset for job, _, _ in items if job.offset >= 0]
         if offsets:
@@ -360,86 +370,3 @@ class ControlUnit:
             if self.caught_up.is_set():
                 for dp in list(self.channels):
                     self.jobs.put(Job("reconcile", dpid=dp))
-
-    def _poll_stats(self) -> None:
-        while not self.stopping.wait(self.cfg.stats_interval):
-            for ch in list(self.channels.values()):
-                try:
-                    stats = ch.port_stats()
-                except SwitchGone:
-                    continue
-                for s in stats:
-                    if s.port_no > ofp.OFPP_MAX:
-                        continue
-                    sample = tm.TelemetrySample(meta=new_meta(f"sdn/{self.site}"), port=tm.PortSample(
-                        datapath_id=ch.dpid, port_no=s.port_no, rx_bytes=s.rx_bytes,
-                        tx_bytes=s.tx_bytes, rx_packets=s.rx_packets, tx_packets=s.tx_packets,
-                        rx_dropped=s.rx_dropped, tx_dropped=s.tx_dropped,
-                        duration_s=s.duration_sec + s.duration_nsec / 1e9))
-                    key = self.declared.get(s.port_no, (self.site,))[0] or self.site
-                    self.publish("telemetry", key, sample)
-
-    def _poll_lldp(self) -> None:
-        while not self.stopping.wait(self.cfg.lldp_interval):
-            for ch in list(self.channels.values()):
-                for port in sorted(ch.ports):
-                    if port == 1 or port > ofp.OFPP_MAX:
-                        continue  # port 1 is the site's host, not a WAN link
-                    try:
-                        ch.packet_out(port, lldp.build_lldp(self.site, ch.dpid, port))
-                    except SwitchGone:
-                        break
-            self._report_links()
-
-    def _report_links(self) -> None:
-        hold = 3 * self.cfg.lldp_interval + 1.0
-        now = time.monotonic()
-        for ch in list(self.channels.values()):
-            ports = set(self.declared) | {p for (dp, p) in self._heard if dp == ch.dpid}
-            for port in sorted(ports):
-                h = self._heard.get((ch.dpid, port))
-                heard = h[0] if h and now - h[1] <= hold else None
-                decl = self.declared.get(port)
-                status = lldp.classify((decl[1], decl[2]) if decl else None, heard)
-                if status is None or self._reported.get((ch.dpid, port)) == (status, heard):
-                    continue
-                self._reported[(ch.dpid, port)] = (status, heard)
-                obs = inv.LinkObservation(
-                    observer_site=self.site, datapath_id=ch.dpid, port_no=port,
-                    link_id=decl[0] if decl else "",
-                    peer_site=heard.peer_site if heard else "",
-                    peer_datapath_id=heard.peer_dpid if heard else 0,
-                    peer_port_no=heard.peer_port if heard else 0,
-                    expected_peer_site=decl[1] if decl else "",
-                    expected_peer_port_no=decl[2] if decl else 0,
-                    status=inv.LinkObservation.Status.Value(f"STATUS_{status.upper()}"),
-                )
-                if status != lldp.OK:
-                    log.warning("LLDP on %s port %d: %s (heard %s, declared %s)", self.site,
-                                port, status, heard, decl)
-                self.publish("inventory", f"observed/{self.site}/{ch.dpid}/{port}",
-                             inv.InventoryEvent(meta=new_meta(f"sdn/{self.site}"), observed=obs))
-
-    # ------------------------------------------------------------------ inventory
-    def learn_inventory(self, ev: Any, site_dpids: dict[str, int]) -> None:
-        """Fold an inventory event into the declared port → link map of this site."""
-        which = ev.WhichOneof("change")
-        if which == "site":
-            site_dpids[ev.site.site_id] = ev.site.datapath_id
-        elif which == "link":
-            l = ev.link
-            if not (l.port_a and l.port_b):
-                return
-            peers = lldp.expected_peers(self.site, {l.link_id: (l.site_a, l.port_a, l.site_b,
-                                                                l.port_b)})
-            for port in [p for p, v in self.declared.items() if v[0] == l.link_id]:
-                del self.declared[port]
-            self.declared.update(peers)
-        elif which == "removed" and ev.removed.kind == ev.removed.KIND_LINK:
-            for port in [p for p, v in self.declared.items() if v[0] == ev.removed.id]:
-                del self.declared[port]
-
-    def learn_layout(self, layout: Any) -> None:
-        """Declared links from a `WanLayout` (the local WAN state file)."""
-        self.declared.update(lldp.expected_peers(self.site, {
-            lid: (l.site_a, l.port_a, l.site_b, l.port_b) for lid, l in layout.links.items()}))

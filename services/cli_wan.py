@@ -2,7 +2,9 @@
 
 One OVS bridge per site (userspace datapath `netdev`, OpenFlow 1.3 only, fail mode secure,
 controller = that site's control unit on 127.0.0.1), one veth pair per WAN link shaped with
-tc htb to the link's capacity × scale, and one network namespace per site as its host.
+tc htb to the link's capacity × scale, and one network namespace per site as its host (on the
+switch's port 1: the site's local attachment, published to the inventory as
+`Site.attachment_port` with `--broker`).
 Rates are OVS QoS records of type linux-htb on the veth ports (OVS owns those qdiscs).
 Latency is not emulated (this kernel has no netem): it stays a property of the topology.
 
@@ -287,7 +289,7 @@ def cmd_up(args: argparse.Namespace) -> int:
           f"(state: {STATE_FILE})")
     for sid, s in lay["sites"].items():
         print(f"  {sid:<12} dpid {s['dpid']:<3} bridge {s['bridge']:<15} host {s['host_ip']} "
-              f"(netns {s['netns']})  control unit: tandem sdn --site {sid} "
+              f"on port {lay.get('host_port', 1)} (netns {s['netns']})  control unit: tandem sdn --site {sid} "
               f"--of-port {s['of_port']}")
     for lid, l in lay["links"].items():
         print(f"  {lid:<20} {l['site_a']}:{l['port_a']} <-> {l['site_b']}:{l['port_b']}  "
@@ -300,8 +302,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         except Exception as exc:  # the WAN is up; say why the publish failed
             raise UserError(f"WAN is up, but publishing its inventory to {args.broker} "
                             f"failed: {exc}") from None
-        print(f"published {n} inventory events (sites with datapath ids, links with ports) "
-              f"to {args.broker}")
+        print(f"published {n} inventory events (sites with datapath ids and attachment "
+              f"ports, links with ports) to {args.broker}")
     return 0
 
 

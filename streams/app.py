@@ -41,6 +41,7 @@ class Tandem:
     sites_with_topics: set[str] = field(default_factory=set)
     decider: Any = None  # the decider's memory (tandem.streams.agents.decider)
     decider_loop: Any = None  # the service holding the decider (tandem.streams.decider_service)
+    executor: Any = None  # the executor's handler (tandem.streams.agents.executor)
     loops: dict[str, TxLoop] = field(default_factory=dict)
 
     def topic(self, base: str) -> faust.TopicT:
@@ -84,7 +85,7 @@ def create_app(settings: Settings) -> Tandem:
     }
     tandem = Tandem(app=app, settings=settings, topics=topics, tables={})
     from tandem.streams import web
-    from tandem.streams.agents import decider, inventory, noc_mirror, telemetry
+    from tandem.streams.agents import decider, executor, inventory, noc_mirror, telemetry
     from tandem.streams.agents.base import global_table
     from tandem.streams.decider_service import DeciderLoop
 
@@ -96,14 +97,20 @@ def create_app(settings: Settings) -> Tandem:
     tel = telemetry.install(tandem)  # needs the inventory table
     mirrors = noc_mirror.install(tandem)
     memory = decider.install(tandem)
+    ex = executor.install(tandem)
     web.install(tandem)
     tandem.decider_loop = DeciderLoop(tandem, memory)
     app.service(tandem.decider_loop.service())
-    for loop_name, handlers in (("noc", mirrors), ("telemetry", {T.TELEMETRY_BASE: tel})):
+    loops: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("noc", mirrors), ("telemetry", {T.TELEMETRY_BASE: tel}),
+        ("executor", {T.DECISIONS_BASE: ex, T.SDN_ACKS_BASE: ex, T.COMPUTE_ACKS_BASE: ex}))
+    for loop_name, handlers in loops:
         loop = TxLoop(name=loop_name, broker=settings.broker, app_id=settings.app_id,
                       handlers={name(b): h for b, h in handlers.items()},
                       bases={name(b): b for b in handlers},
-                      max_records=5000 if loop_name == "telemetry" else 500)
+                      max_records=5000 if loop_name == "telemetry" else 500,
+                      co_partitioned=loop_name == "executor",
+                      tick_s=1.0 if loop_name == "executor" else 0.0)
         tandem.loops[loop_name] = loop
         app.service(loop.service())
     return tandem

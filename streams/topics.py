@@ -55,6 +55,8 @@ SDN_COMMANDS_BASE = "tandem.sdn.commands."
 COMPUTE_COMMANDS_BASE = "tandem.compute.commands."
 DECIDER_BASE = "tandem.decider"
 CONTROL_BASE = "tandem.control"
+WORKLOAD_STATUS_BASE = "tandem.workload-status"
+EXECUTOR_STATE_BASE = "tandem.executor-state"
 DECIDER_SNAPSHOTS_BASE = "tandem.decider-snapshots"
 DECIDER_SNAPSHOT_IDS_BASE = "tandem.decider-snapshot-ids"
 # JSON mirrors of the NOC-facing topics (protobuf JSON mapping), for generic consumers.
@@ -109,10 +111,20 @@ SPECS: dict[str, TopicSpec] = {
                   {"retention.ms": str(7 * DAY_MS)}, "Alarms as JSON (NOC).", "json"),
         TopicSpec(NOC_LINK_STATE_JSON_BASE, link_state_pb2.LinkStateEvent, "link_id", 1,
                   {"retention.ms": str(7 * DAY_MS)}, "Link state as JSON (NOC).", "json"),
-        TopicSpec(SDN_ACKS_BASE, commands_pb2.SdnAck, "site_id", 3, {"retention.ms": str(7 * DAY_MS)},
-                  "Acknowledgements of the SDN control units."),
-        TopicSpec(COMPUTE_ACKS_BASE, commands_pb2.ComputeAck, "site_id", 3,
-                  {"retention.ms": str(7 * DAY_MS)}, "Acknowledgements of the compute units."),
+        TopicSpec(SDN_ACKS_BASE, commands_pb2.SdnAck, "workload_id", 3,
+                  {"retention.ms": str(7 * DAY_MS)},
+                  "Acknowledgements of the SDN control units (co-partitioned with the "
+                  "decisions: the executor of a workload reads its acknowledgements)."),
+        TopicSpec(COMPUTE_ACKS_BASE, commands_pb2.ComputeAck, "workload_id", 3,
+                  {"retention.ms": str(7 * DAY_MS)},
+                  "Acknowledgements of the compute units (co-partitioned with the decisions)."),
+        TopicSpec(WORKLOAD_STATUS_BASE, decision_pb2.WorkloadStatus, "workload_id", 3,
+                  dict(FOREVER), "Where each workload stands: ordered, decided, provisioning, "
+                  "active, rejected, failed, rolled back, released."),
+        TopicSpec(EXECUTOR_STATE_BASE, decision_pb2.ExecutorState, "workload_id", 3,
+                  {"cleanup.policy": "compact"},
+                  "The executor's state per workload (compacted; a worker taking a partition "
+                  "over resumes from it)."),
     )
 }
 

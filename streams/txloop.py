@@ -144,6 +144,12 @@ class TxLoop:
     bases: dict[str, str] = field(default_factory=dict)  # full topic name -> topic base
     max_records: int = 500
     poll_ms: int = 100
+    # Partitions of the same number of different topics to the same worker (co-partitioned
+    # topics, e.g. decisions and acks keyed by workload id), instead of round-robin.
+    co_partitioned: bool = False
+    # Every tick_s seconds, handlers with a `tick(tp, now)` may produce outputs on their own
+    # (timeouts): sent in a transaction of that partition, without offsets.
+    tick_s: float = 0.0
     stats: LoopStats = field(default_factory=LoopStats)
     parts: dict[TopicPartition, PartitionState] = field(default_factory=dict)
     consumer: AIOKafkaConsumer | None = None
@@ -243,10 +249,16 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
         async def on_start(self) -> None:
             if before_start is not None:
                 await before_start()
+            from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+            from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
             loop.consumer = AIOKafkaConsumer(
                 bootstrap_servers=loop.broker, group_id=loop.group_id,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 isolation_level="read_committed",
+                partition_assignment_strategy=(
+                    (RangePartitionAssignor,) if loop.co_partitioned
+                    else (RoundRobinPartitionAssignor,)),
                 # Room for a few oversized (1 MB) records per round trip: a backlog of them
                 # is read at the speed of the link, not of the round trips.
                 max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
@@ -267,8 +279,14 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
             consumer = loop.consumer
             assert consumer is not None
             errors = 0
+            next_tick = time.monotonic() + loop.tick_s
             while not self.should_stop:
                 _resume_due(consumer)
+                if loop.tick_s and time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + loop.tick_s
+                    async with lock:
+                        if not loop.paused:
+                            await _ticks()
                 try:
                     batch = await consumer.getmany(timeout_ms=loop.poll_ms,
                                                    max_records=loop.max_records)
@@ -292,6 +310,26 @@ def _make_service(loop: TxLoop, before_start: Callable[[], Awaitable[None]] | No
                     for res in await asyncio.gather(*commits, return_exceptions=True):
                         if isinstance(res, BaseException):  # _commit handles its own errors
                             log.error("%s: a commit failed unexpectedly: %r", loop.name, res)
+
+    async def _ticks() -> None:
+        now = time.time()
+        for tp, st in list(loop.parts.items()):
+            tick = getattr(loop.handlers[tp.topic], "tick", None)
+            if tick is None or st.retry_at:
+                continue
+            outs = await tick(tp, now)
+            if not outs:
+                continue
+            try:
+                await st.producer.begin_transaction()
+                for o in outs:
+                    await st.producer.send(o.topic, o.value, key=o.key, partition=o.partition)
+                await loop.handlers[tp.topic].before_commit()
+                await st.producer.commit_transaction()
+            except ProducerFenced:
+                await _fenced(tp)
+            except Exception as exc:
+                await _abort(tp, st, exc)
 
     def _resume_due(consumer: AIOKafkaConsumer) -> None:
         now = time.monotonic()

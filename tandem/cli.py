@@ -19,9 +19,12 @@ SUBCOMMANDS: tuple[str, ...] = (
     "tandem.services.cli_infra",  # tandem infra {kafka,topics,wan} ...
     "tandem.services.cli_worker",  # tandem worker / demo-topology / replay
     "tandem.services.cli_plan",  # tandem plan
+    "tandem.services.cli_check",  # tandem check (independent feasibility check of a plan)
+    "tandem.services.cli_gen",  # tandem gen-topology (seeded synthetic WANs)
     "tandem.services.cli_bench",  # tandem bench {te,joint,latency,...}
     "tandem.services.cli_sdn",  # tandem sdn --site X
     "tandem.services.cli_export",  # tandem export (telemetry from files and counters)
+    "tandem.services.cli_compute",  # tandem compute --site X (compute control unit)
 )
 
 

@@ -34,9 +34,10 @@ from tandem.events import derived_id, meta_time, new_meta
 from tandem.pbconvert import decision_to_pb, link_from_pb, request_from_pb, site_from_pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tandem.v1 import alarms_pb2, commands_pb2, decider_pb2, decision_pb2, inventory_pb2
+from tandem.v1 import alarms_pb2, decider_pb2, decision_pb2, inventory_pb2
 from tandem.v1 import link_state_pb2, workload_pb2
-from tandem.commands import Layout, commands_for
+from tandem.addressing import Blocks
+from tandem.steps import plan as plan_steps
 from tandem.inventory import check_inventory
 from tandem.linkstate import check_link_state
 from tandem.requests import check_request
@@ -52,8 +53,9 @@ class Outputs:
     """What one input makes the decider say, in the order it must be published."""
 
     decisions: list[decision_pb2.Decision] = field(default_factory=list)
-    sdn: list[commands_pb2.SdnCommand] = field(default_factory=list)
-    compute: list[commands_pb2.ComputeCommand] = field(default_factory=list)
+    # Where the workloads stand (decided, rejected), for OSS/BSS and the NOC; the executor
+    # publishes the rest (provisioning, active, failed, rolled back, released).
+    statuses: list[decision_pb2.WorkloadStatus] = field(default_factory=list)
     alarms: list[alarms_pb2.Alarm] = field(default_factory=list)
     # The input was refused (bad, or an id reused on different content): the state is as
     # before, and the record is to be dead-lettered with this reason.
@@ -105,9 +107,8 @@ class Decider:
         # input id -> digest of its content; request id -> (decision id, digest of the order)
         self.inputs_folded: dict[str, bytes] = {}
         self.requests_answered: dict[str, tuple[str, bytes]] = {}
-        self.dpids: dict[str, int] = {}
-        self.ports: dict[str, tuple[int, int]] = {}
-        self.layout = Layout(self.topology)
+        # Address blocks of the workloads' groups (what their reservations match on).
+        self.blocks = Blocks()
         self.count = 0
         self._order = b""  # digest of the request being answered
         self._answered_now: list[str] = []  # request ids answered by the input being folded
@@ -185,7 +186,7 @@ class Decider:
         check_ranges(inp)
         which = inp.WhichOneof("input")
         require(which is not None, INVALID, "input: none of request, inventory, link_state, "
-                                            "reoptimise, tick is set")
+                                            "reoptimise, tick, execution_failed is set")
         topo = self.topology
         if which == "request":
             check_request(inp.request, topo.sites, now)
@@ -196,6 +197,9 @@ class Decider:
         elif which == "tick":
             require(inp.tick.HasField("at"), INVALID, "tick.at: missing")
             require(bool(inp.tick.reason), INVALID, "tick.reason: empty")
+        elif which == "execution_failed":
+            require(bool(inp.execution_failed.workload_id), INVALID,
+                    "execution_failed.workload_id: empty")
 
     def fold(self, inp: decider_pb2.DeciderInput) -> Outputs:
         """Fold one (valid) input; all or nothing: if it raises, the state is as before."""
@@ -215,14 +219,13 @@ class Decider:
         # Everything `_fold` may change: immutable values are kept as they are, the small
         # per-element dicts copied; request ids answered are undone key by key (that dict
         # grows with every request, too large to copy per input).
-        saved = (self.topology, self.state, self.layout, dict(self.oper), dict(self.dpids),
-                 dict(self.ports), self.count)
+        saved = (self.topology, self.state, dict(self.oper), self.count,
+                 Blocks(dict(self.blocks.owned), set(self.blocks.used)))
         self._answered_now = []
         try:
             out = self._fold(inp, which)
         except BaseException:
-            (self.topology, self.state, self.layout, self.oper, self.dpids, self.ports,
-             self.count) = saved
+            (self.topology, self.state, self.oper, self.count, self.blocks) = saved
             for rid in self._answered_now:
                 self.requests_answered.pop(rid, None)
             raise
@@ -247,6 +250,8 @@ class Decider:
             t = inp.tick.at.seconds + inp.tick.at.nanos / 1e9
             log.info("decider: clock tick at %.3f (%s)", t, inp.tick.reason)
             self._change_topology(inp, self.topology, t, out)
+        elif which == "execution_failed":
+            self._on_execution_failed(inp, out)
         return out
 
     def fold_all(self, inputs: Iterable[decider_pb2.DeciderInput]) -> list[Outputs]:
@@ -267,10 +272,8 @@ class Decider:
             return
         if which == "site":
             topo = topo.with_site(site_from_pb(ev.site))
-            self.dpids[ev.site.site_id] = ev.site.datapath_id
         elif which == "link":
             topo = topo.with_link(self._effective(link_from_pb(ev.link)))
-            self.ports[ev.link.link_id] = (ev.link.port_a, ev.link.port_b)
         elif ev.removed.kind == inventory_pb2.ElementRemoved.KIND_SITE:
             topo = topo.without_site(ev.removed.id)
         else:
@@ -299,7 +302,6 @@ class Decider:
     def _change_topology(self, inp: decider_pb2.DeciderInput, topo: Topology, at: float,
                          out: Outputs) -> None:
         self.topology = topo
-        self.layout = Layout(topo, self.dpids, self.ports)
         if self.state is None or not self.state.workloads:
             self.state = None  # compiled lazily, on the next request
             return
@@ -358,6 +360,24 @@ class Decider:
         self._emit(inp, 0, old, d, out)
         self.state = self.state.apply(d)
 
+    def _on_execution_failed(self, inp: decider_pb2.DeciderInput, out: Outputs) -> None:
+        """Carrying out a decision failed (the executor has undone its steps): the workload's
+        reservation is returned. A verdict about a decision that is no longer the workload's
+        last one changes nothing (a later decision replaced it)."""
+        ev = inp.execution_failed
+        old = self.state.workloads.get(ev.workload_id) if self.state is not None else None
+        if old is None or old.revision != ev.revision:
+            log.info("decider: execution failure of %s revision %d is stale: ignored",
+                     ev.workload_id, ev.revision)
+            return
+        assert self.state is not None
+        d = Decision(Kind.ROLLED_BACK, old.workload_id, old.tenant, old.request_id,
+                     revision=old.revision + 1,
+                     explanation=Explanation(f"rolled back: carrying out revision {ev.revision} "
+                                             f"failed: {ev.reason}"))
+        self._emit(inp, 0, old, d, out)
+        self.state = self.state.apply(d)
+
     # ------------------------------------------------------------------------ output
     def _emit(self, inp: decider_pb2.DeciderInput, index: int, old: Decision | None,
               new: Decision, out: Outputs) -> None:
@@ -368,14 +388,28 @@ class Decider:
         msg.meta.CopyFrom(new_meta(SOURCE, corr, derived_id("decision", cause, str(index)), at))
         if not msg.request_id:
             msg.request_id = cause
+        msg.revision = new.revision
+        if new.kind is not Kind.REJECTED and new.request is not None:
+            for group, _site, count in new.placements:
+                self.blocks.ensure(new.workload_id, group, count)
+        msg.steps.extend(plan_steps(old, new, self.blocks, corr, at, msg.meta.event_id))
+        if new.kind in (Kind.RELEASED, Kind.PREEMPTED, Kind.ROLLED_BACK):
+            self.blocks.release(new.workload_id)
         out.decisions.append(msg)
         if new.request_id and index == 0 and inp.WhichOneof("input") == "request":
             self.requests_answered[new.request_id] = (msg.meta.event_id, self._order)
             self._answered_now.append(new.request_id)
-        sdn, compute = commands_for(self.layout, old, new, corr, at)
-        out.sdn.extend(sdn)
-        out.compute.extend(compute)
-        if new.kind in (Kind.DEGRADED, Kind.PREEMPTED):
+            phase = (decision_pb2.WORKLOAD_PHASE_REJECTED if new.kind is Kind.REJECTED
+                     else decision_pb2.WORKLOAD_PHASE_DECIDED)
+            reason = (f"{new.rejection.constraint}: {new.rejection.detail}"
+                      if new.rejection is not None else new.explanation.summary)
+            out.statuses.append(decision_pb2.WorkloadStatus(
+                meta=new_meta(SOURCE, corr, derived_id("status", msg.meta.event_id, "decided"),
+                              at),
+                workload_id=new.workload_id, tenant=new.tenant, phase=phase,
+                reason=reason, decision_id=msg.meta.event_id, revision=new.revision,
+                steps=len(msg.steps)))
+        if new.kind in (Kind.DEGRADED, Kind.PREEMPTED, Kind.ROLLED_BACK):
             out.alarms.append(alarms_pb2.Alarm(
                 meta=new_meta(SOURCE, corr, derived_id("alarm", cause, str(index)), at),
                 severity=alarms_pb2.SEVERITY_MAJOR, raised_by=SOURCE,

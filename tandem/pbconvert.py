@@ -104,6 +104,24 @@ def decision_to_pb(dec: ed.Decision) -> decision_pb2.Decision:
     return pb
 
 
+def decision_from_pb(pb: decision_pb2.Decision) -> ed.Decision:
+    """A `tandem.v1.Decision` as an engine `Decision`, for what can be read back from the wire
+    (placements, paths, cost, latency, rejection, summary).
+
+    Direction indices are engine-internal and not on the wire: reservations get none, and a
+    reader derives directions from the sites and links (`State._dirs` remaps them too)."""
+    paths = tuple(ed.Reservation(p.reservation_id, pb.workload_id, p.demand_id,
+                                 tuple(p.site_ids), tuple(p.link_ids), (), p.bandwidth_mbps,
+                                 p.latency_ms)
+                  for p in pb.paths)
+    rejection = (ed.Rejection(pb.rejection.constraint, pb.rejection.detail)
+                 if pb.HasField("rejection") else None)
+    return ed.Decision(kind_from_pb(pb.kind), pb.workload_id, pb.tenant, pb.request_id,
+                       tuple((p.group_id, p.site_id, int(p.count)) for p in pb.placements),
+                       paths, pb.cost, pb.max_latency_ms, rejection=rejection,
+                       explanation=ed.Explanation(pb.explanation.summary))
+
+
 def change_step_to_pb(step: ed.ChangeStep) -> decision_pb2.ChangeStep:
     return decision_pb2.ChangeStep(action=_ACTION[step.action], workload_id=step.workload_id,
                                    reservation_id=step.reservation_id, group_id=step.group_id,

@@ -25,12 +25,11 @@ import zlib
 from types import MappingProxyType
 from typing import Any
 
-from tandem.commands import Layout
 from tandem.decider import Decider
 from tandem.engine.network import Network
 
 # Bump when the decider's or the engine's pickled classes change shape.
-FORMAT = 1
+FORMAT = 2
 _MAGIC_STATE = b"TDS" + bytes([FORMAT])
 _MAGIC_DELTA = b"TDD" + bytes([FORMAT])
 
@@ -76,8 +75,8 @@ def _loads(blob: bytes, magic: bytes) -> Any:
 
 def encode_state(d: Decider) -> bytes:
     """The engine state of `d` (everything but the dedupe maps)."""
-    fields = {"topology": d.topology, "state": d.state, "oper": d.oper, "dpids": d.dpids,
-              "ports": d.ports, "count": d.count}
+    fields = {"topology": d.topology, "state": d.state, "oper": d.oper, "count": d.count,
+              "blocks": d.blocks}
     return _MAGIC_STATE + _dumps(fields)
 
 
@@ -94,8 +93,7 @@ def restore(state: bytes, deltas: list[bytes]) -> Decider:
     fields = _loads(state, _MAGIC_STATE)
     d = Decider()
     d.topology, d.state, d.oper = fields["topology"], fields["state"], fields["oper"]
-    d.dpids, d.ports, d.count = fields["dpids"], fields["ports"], fields["count"]
-    d.layout = Layout(d.topology, d.dpids, d.ports)
+    d.count, d.blocks = fields["count"], fields["blocks"]
     for blob in deltas:
         inputs, answers = _loads(blob, _MAGIC_DELTA)
         d.inputs_folded.update(inputs)
@@ -109,7 +107,7 @@ def fingerprint(d: Decider) -> str:
     h = hashlib.blake2b(digest_size=16)
     st = d.state
     h.update(repr((sorted(d.topology.sites), sorted(d.topology.links), d.count,
-                   len(d.inputs_folded), len(d.requests_answered),
+                   len(d.inputs_folded), len(d.requests_answered), sorted(d.blocks.owned.items()),
                    sorted((k, v.state.value, v.factor) for k, v in d.oper.items()))).encode())
     if st is not None:
         h.update(repr((st.used, sorted(st.site_used.items()), sorted(st.workloads))).encode())

@@ -26,7 +26,7 @@ from tandem.decider import Decider, Outputs
 from tandem.events import new_meta
 from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams import topics as T
-from tandem.streams.agents.base import ensure_site_topics, global_table
+from tandem.streams.agents.base import global_table
 from tandem.streams.readback import read_tail, read_topic
 from tandem.streams.txloop import Out
 from tandem.v1 import decider_pb2, decision_pb2
@@ -59,6 +59,7 @@ class DeciderMemory:
         self.log_topic = T.SPECS[T.DECIDER_BASE].name(prefix)
         self.decisions = T.SPECS[T.DECISIONS_BASE].name(prefix)
         self.alarms = T.SPECS[T.ALARMS_BASE].name(prefix)
+        self.statuses = T.SPECS[T.WORKLOAD_STATUS_BASE].name(prefix)
         self.dead = T.SPECS[T.DEAD_LETTERS_BASE].name(prefix)
         self.snapshots = T.SPECS[T.DECIDER_SNAPSHOTS_BASE].name(prefix)
         self.snapshot_ids = T.SPECS[T.DECIDER_SNAPSHOT_IDS_BASE].name(prefix)
@@ -156,22 +157,19 @@ class DeciderMemory:
                 Out(self.snapshots, head.SerializeToString(), key=b"head", partition=0)]
 
     async def outputs(self, out: Outputs) -> list[Out]:
-        """An input's outputs in publication order; the workloads table follows decisions."""
+        """An input's outputs in publication order; the workloads table follows decisions.
+        Decisions carry their steps: the executor (tandem.streams.agents.executor) sends the
+        commands, one step after the other."""
         res: list[Out] = []
         for d in out.decisions:
             res.append(Out(self.decisions, d.SerializeToString(), key=d.workload_id.encode()))
-            if d.kind in (decision_pb2.DECISION_KIND_RELEASED, decision_pb2.DECISION_KIND_PREEMPTED):
+            if d.kind in (decision_pb2.DECISION_KIND_RELEASED, decision_pb2.DECISION_KIND_PREEMPTED,
+                          decision_pb2.DECISION_KIND_ROLLED_BACK):
                 tables.delete(self.workloads, d.workload_id)
             elif d.kind != decision_pb2.DECISION_KIND_REJECTED:
                 tables.put(self.workloads, d.workload_id, d.SerializeToString())
-        for cmd in out.sdn:
-            await ensure_site_topics(self.tandem, cmd.site_id)
-            res.append(Out(T.sdn_commands_topic(cmd.site_id, self.prefix), cmd.SerializeToString(),
-                           key=cmd.command_id.encode()))
-        for cc in out.compute:
-            await ensure_site_topics(self.tandem, cc.site_id)
-            res.append(Out(T.compute_commands_topic(cc.site_id, self.prefix),
-                           cc.SerializeToString(), key=cc.vm.vm_name.encode()))
+        for st in out.statuses:
+            res.append(Out(self.statuses, st.SerializeToString(), key=st.workload_id.encode()))
         for a in out.alarms:
             res.append(Out(self.alarms, a.SerializeToString(), key=a.workload_id.encode()))
         return res

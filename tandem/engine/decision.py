@@ -22,6 +22,8 @@ class Kind(str, Enum):
     REROUTED_AND_MIGRATED = "rerouted_and_migrated"
     PREEMPTED = "preempted"
     DEGRADED = "degraded"
+    # Carrying out the workload's last decision failed; its reservation is returned.
+    ROLLED_BACK = "rolled_back"
 
 
 # Constraint names, as listed in decision.proto Rejection.constraint.
@@ -114,7 +116,7 @@ class Decision:
 
     @property
     def admitted(self) -> bool:
-        return self.kind is not Kind.REJECTED and self.kind is not Kind.RELEASED
+        return self.kind not in (Kind.REJECTED, Kind.RELEASED, Kind.ROLLED_BACK)
 
     @property
     def priority(self) -> Priority:

@@ -30,28 +30,33 @@ async def test_one_decision_per_request_with_commands_and_release(worker: Tandem
     w2 = next(d for d in decisions if d.request_id == "r2")
     assert w2.kind == D.DECISION_KIND_REJECTED and w2.rejection.constraint == "vm_jurisdiction"
 
-    # Every site on the reserved path got an install command; the VMs were ordered.
+    # The decision carries its steps: the VMs first (the executor sends them at once: no unit
+    # runs in this test to acknowledge them, so the later steps wait), then an install on
+    # every site of the reserved path, the ingress last, in site/link terms only.
     path = w1.paths[0]
-    for site in path.site_ids:
-        cmds = await bus.wait_read(T.sdn_commands_topic(site, bus.prefix), commands_pb2.SdnCommand,
-                                   lambda cs: any(c.install.reservation_id == path.reservation_id
-                                                  for c in cs))
-        assert any(c.install.rate_kbps == int(path.bandwidth_mbps * 1000) for c in cmds)
+    assert [s.what for s in w1.steps][:3] == [
+        "create VMs", "install new paths (transit and egress)", "switch over at the ingress"]
+    installs = {c.site_id: c.install for s in w1.steps for c in s.sdn}
+    assert set(installs) == set(path.site_ids)
+    assert all(i.rate_kbps == int(path.bandwidth_mbps * 1000) and not i.hops
+               for i in installs.values())
+    assert installs[path.site_ids[0]].ingress and installs[path.site_ids[0]].crossing.out_link_id \
+        == path.link_ids[0]
     web_site = next(p.site_id for p in w1.placements if p.group_id == "web")
     vms = await bus.wait_read(T.compute_commands_topic(web_site, bus.prefix),
                               commands_pb2.ComputeCommand, lambda cs: len(cs) >= 2)
     assert {c.vm.vm_name for c in vms} >= {"w1-web-0", "w1-web-1"}
+    assert all(c.ipv4_address for c in vms)
     assert "w1" in worker.tables["workloads"]
 
     await bus.send(T.REQUESTS_BASE, release("r3", "w1"), b"w1")
     decisions = await bus.wait_read(bus.name(T.DECISIONS_BASE), D.Decision,
                                     lambda ds: any(d.request_id == "r3" for d in ds))
-    assert next(d for d in decisions if d.request_id == "r3").kind == D.DECISION_KIND_RELEASED
-    removes = await bus.wait_read(T.sdn_commands_topic(path.site_ids[0], bus.prefix),
-                                  commands_pb2.SdnCommand,
-                                  lambda cs: any(c.remove.reservation_id == path.reservation_id
-                                                 for c in cs))
-    assert removes
+    rel = next(d for d in decisions if d.request_id == "r3")
+    assert rel.kind == D.DECISION_KIND_RELEASED
+    assert [s.what for s in rel.steps] == ["remove old paths", "delete VMs"]
+    assert {c.remove.reservation_id for s in rel.steps for c in s.sdn} == {
+        p.reservation_id for p in w1.paths}
     assert "w1" not in worker.tables["workloads"]
 
 

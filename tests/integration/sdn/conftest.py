@@ -65,6 +65,11 @@ def units(wan: dict[str, Any], kafka_bootstrap: str, sdn_prefix: str) -> Iterato
 
     asyncio.run(ensure_topics(kafka_bootstrap, T.core_topics(sdn_prefix)
                               + T.site_topics(list(wan["sites"]), sdn_prefix)))
+    # what `tandem infra wan up --broker` publishes: datapath ids, attachment and link ports
+    from tandem.engine.loaders import load_topology
+    from tandem.sdn.publish import publish_inventory
+
+    publish_inventory(kafka_bootstrap, load_topology(RING), wan, sdn_prefix)
     u = Units(wan, kafka_bootstrap, sdn_prefix, RUN_DIR)
     for site in wan["sites"]:
         u.start(site)

@@ -14,7 +14,7 @@ import time
 import pytest
 from sdn_itest_util import Flow, collect, dump_flows, dump_meters, port_tx_bytes, sh
 
-from tandem.sdn.intents import cookie_for
+from tandem.sdn.intents import TrafficMatch, cookie_for, priority_for
 from tandem.sdn.paths import install_commands, remove_command, reroute_sequence, site_hops
 from tandem.v1 import commands_pb2 as c
 from tandem.v1 import inventory_pb2, link_state_pb2, telemetry_pb2
@@ -186,8 +186,9 @@ async def test_control_unit_restart_ends_reconciled(driver, layout, wan, units):
     units.stop("ber")
     # tamper while the unit is away: lose an entry, change a meter, add a stray entry of
     # ours and a foreign one
+    prio = priority_for(TrafficMatch(HOST["ams"], HOST["ber"]))
     sh("ovs-ofctl", "-O", "OpenFlow13", "--strict", "del-flows", br,
-       "priority=1020,ip,in_port=2,nw_src=10.77.1.1,nw_dst=10.77.2.1")
+       f"priority={prio},ip,in_port=2,nw_src=10.77.1.1,nw_dst=10.77.2.1")
     meter_keep = int(flows_of(br, "r-keep", 1)[0].split("meter:")[1].split(",")[0])
     sh("ovs-ofctl", "-O", "OpenFlow13", "mod-meter", br,
        f"meter={meter_keep},kbps,burst,stats,bands=type=drop,rate=123,burst_size=16")

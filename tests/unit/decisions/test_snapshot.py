@@ -57,7 +57,7 @@ def outputs(d: Decider, records: list[bytes]) -> list[bytes]:
     for r in records:
         o = d.fold_record(r, NOW)
         res.append(b"|".join(m.SerializeToString(deterministic=True)
-                             for m in [*o.decisions, *o.sdn, *o.compute, *o.alarms])
+                             for m in [*o.decisions, *o.statuses, *o.alarms])
                    + (o.invalid.reason.encode() if o.invalid else b""))
     return res
 

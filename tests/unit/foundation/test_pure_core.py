@@ -12,14 +12,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 PURE = ["tandem.engine", "tandem.engine.decide", "tandem.engine.react", "tandem.engine.reoptimise",
         "tandem.engine.baselines", "tandem.engine.milp", "tandem.engine.loaders",
-        "tandem.engine.te", "tandem.engine.lp", "tandem.decider", "tandem.commands",
-        "tandem.validation", "tandem.inventory", "tandem.snapshot"]
-# Frameworks that must not be reachable at all (transitively).
-FORBIDDEN = ["faust", "aiokafka", "kafka", "grpc", "os_ken", "pyVmomi", "pyvmomi", "mode"]
+        "tandem.engine.te", "tandem.engine.lp", "tandem.decider", "tandem.steps",
+        "tandem.executor", "tandem.addressing", "tandem.validation", "tandem.inventory",
+        "tandem.snapshot"]
+# Frameworks and adapters that must not be reachable at all (transitively): the core knows
+# sites, links and workloads, never switch ports or the emulator.
+FORBIDDEN = ["faust", "aiokafka", "kafka", "grpc", "os_ken", "pyVmomi", "pyvmomi", "mode",
+             "tandem.sdn", "tandem.streams", "tandem.services"]
 # Standard-library I/O the pure sources must not import themselves (scipy may, internally).
 IO_MODULES = {"socket", "subprocess", "asyncio", "urllib", "http", "requests", "threading"}
 PURE_FILES = sorted((REPO / "tandem" / "engine").rglob("*.py")) + [
-    REPO / "tandem" / f for f in ("decider.py", "commands.py", "validation.py", "events.py",
+    REPO / "tandem" / f for f in ("decider.py", "steps.py", "executor.py", "addressing.py",
+                                  "validation.py", "events.py",
                                   "inventory.py", "requests.py", "linkstate.py", "snapshot.py")]
 
 

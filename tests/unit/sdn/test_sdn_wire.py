@@ -29,7 +29,21 @@ MATCHES = [
     TrafficMatch(*combo)
     for combo in itertools.product(("", "10.1.2.3", "10.1.0.0/16"), ("", "192.168.9.1"),
                                    (0, 17), (0, 46))
+] + [
+    # workload blocks (CIDR) on either side or both, odd prefix lengths, host bits set, /0, /32
+    TrafficMatch(src, dst)
+    for src, dst in itertools.product(
+        ("10.128.3.0/24", "10.128.3.77/27", "10.128.0.0/9", "0.0.0.0/0", "10.1.2.3/32"),
+        ("10.128.4.0/24", "10.255.255.254/31", "10.0.0.0/1", "192.168.9.1"))
 ]
+
+
+def test_blocks_are_sent_with_their_mask():
+    """A /24 block goes on the wire as an OXM with the mask bit and 8 bytes (value, mask)."""
+    spec = FlowSpec(1, 1048, match_key(2, TrafficMatch("10.128.3.0/24")), 1, 3)
+    b = Op(FLOW_ADD, spec).encode(1)
+    oxm_ipv4_src_masked = ((0x8000 << 16) | (11 << 9) | (1 << 8) | 8).to_bytes(4, "big")
+    assert oxm_ipv4_src_masked + bytes([10, 128, 3, 0, 255, 255, 255, 0]) in b
 
 
 @pytest.mark.parametrize("m", MATCHES, ids=repr)

@@ -1,0 +1,130 @@
+"""The executor: one step at a time on acknowledgements; retries; undo and hand back on failure;
+one decision after the other per workload; its state survives being serialised."""
+
+from __future__ import annotations
+
+from tandem.addressing import Blocks
+from tandem.engine.decision import Decision, Kind, Reservation
+from tandem.engine.workload import Demand, VmGroup, WorkloadRequest
+from tandem.events import new_meta
+from tandem.executor import MAX_ATTEMPTS, STEP_TIMEOUT_S, Executor
+from tandem.pbconvert import decision_to_pb
+from tandem.steps import plan
+from tandem.v1 import decision_pb2 as D
+
+P = D  # phases live in decision_pb2
+
+
+def decision(wid: str = "w", kind: Kind = Kind.PLACED, old: Decision | None = None,
+             rev: int = 0, sites: tuple[str, ...] = ("ams", "fra", "par"),
+             links: tuple[str, ...] = ("ams-fra", "fra-par")) -> tuple[D.Decision, Decision]:
+    req = WorkloadRequest(wid, (VmGroup("a", 1, 1, 1), VmGroup("b", 1, 1, 1)),
+                          (Demand("d", "a", 10.0, to_group="b"),))
+    paths = () if kind is Kind.RELEASED else (
+        Reservation(f"{wid}/d/0.r{rev}", wid, "d", sites, links, (), 10.0, 1.0),)
+    places = () if kind is Kind.RELEASED else (("a", sites[0], 1), ("b", sites[-1], 1))
+    eng = Decision(kind, wid, "t", f"req-{rev}", places, paths, revision=rev, request=req)
+    blocks = Blocks()
+    for g, _, n in places or (old.placements if old else ()):
+        blocks.ensure(wid, g, n)
+    msg = decision_to_pb(eng)
+    msg.meta.CopyFrom(new_meta("test", event_id=f"dec-{wid}-{rev}-{kind.value}"))
+    msg.revision = rev
+    msg.steps.extend(plan(old, eng, blocks, "c", 0.0, msg.meta.event_id))
+    return msg, eng
+
+
+def ack_all(ex: Executor, cmds: list, wid: str = "w", now: float = 1.0) -> list:
+    statuses = []
+    for c in cmds:
+        fx = ex.ack(wid, c.command_id, True, "", now)
+        statuses += fx.statuses
+        cmds_next = fx.commands
+    return statuses
+
+
+def test_steps_go_one_after_the_other_then_active() -> None:
+    ex = Executor()
+    msg, _ = decision()
+    fx = ex.decision(msg, 0.0)
+    assert [c.command_id for c in fx.commands] == [c.command_id for c in
+                                                  [*msg.steps[0].sdn, *msg.steps[0].compute]]
+    assert fx.statuses[-1].phase == P.WORKLOAD_PHASE_PROVISIONING
+    for i in range(len(msg.steps)):
+        step = [*msg.steps[i].sdn, *msg.steps[i].compute]
+        for c in step[:-1]:
+            assert ex.ack("w", c.command_id, True, "", 1.0).commands == []  # not before all
+        fx = ex.ack("w", step[-1].command_id, True, "", 1.0)
+        if i + 1 < len(msg.steps):
+            assert {c.command_id for c in fx.commands} == {
+                c.command_id for c in [*msg.steps[i + 1].sdn, *msg.steps[i + 1].compute]}
+    assert fx.statuses[-1].phase == P.WORKLOAD_PHASE_ACTIVE
+    assert "w" not in ex.states  # nothing left to persist: a tombstone
+    assert ex.ack("w", step[-1].command_id, True, "", 2.0).commands == []  # late repeat
+
+
+def test_a_refusal_undoes_what_was_done_in_reverse_and_hands_back() -> None:
+    ex = Executor()
+    msg, _ = decision()
+    ex.decision(msg, 0.0)
+    first = [*msg.steps[0].sdn, *msg.steps[0].compute]  # create VMs
+    for c in first:
+        ex.ack("w", c.command_id, True, "", 1.0)
+    second = [*msg.steps[1].sdn, *msg.steps[1].compute]  # transit and egress installs
+    ex.ack("w", second[0].command_id, True, "", 1.0)
+    fx = ex.ack("w", second[1].command_id, False, "OFPET_FLOW_MOD_FAILED", 1.0)
+    assert fx.statuses[-1].phase == P.WORKLOAD_PHASE_FAILED
+    assert "OFPET_FLOW_MOD_FAILED" in fx.statuses[-1].reason
+    undo = fx.commands
+    # the install that was acknowledged is removed first, then the VMs deleted
+    assert undo[0].WhichOneof("op") == "remove" and undo[0].site_id == second[0].site_id
+    assert {c.action for c in undo[1:]} == {c.action for c in undo[1:]} and len(undo) == 3
+    fx2 = None
+    for c in undo:
+        fx2 = ex.ack("w", c.command_id, True, "", 2.0)
+    assert fx2 is not None and len(fx2.failed) == 1
+    failed = fx2.failed[0].execution_failed
+    assert failed.workload_id == "w" and failed.revision == 0 and "refused" in failed.reason
+    assert "w" not in ex.states
+
+
+def test_timeouts_resend_then_fail() -> None:
+    ex = Executor()
+    msg, _ = decision()
+    first = ex.decision(msg, 0.0).commands
+    t = STEP_TIMEOUT_S + 1
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        fx = ex.tick(t)
+        assert [c.command_id for c in fx.commands] == [c.command_id for c in first]
+        assert ex.states["w"].running.attempt == attempt
+        t += STEP_TIMEOUT_S + 1
+    fx = ex.tick(t)
+    assert fx.statuses[-1].phase == P.WORKLOAD_PHASE_FAILED and "timed out" in fx.statuses[-1].reason
+    assert fx.failed and not fx.commands  # nothing was done: nothing to undo
+
+
+def test_decisions_of_one_workload_run_in_order_and_state_round_trips() -> None:
+    ex = Executor()
+    first, eng = decision()
+    second, _ = decision(kind=Kind.REROUTED, old=eng, rev=1, sites=("ams", "lon", "par"),
+                         links=("ams-lon", "lon-par"))
+    ex.decision(first, 0.0)
+    assert ex.decision(second, 0.0).commands == []  # waits for the first
+    assert ex.decision(second, 0.0).changed == set()  # a repeat
+    saved = {w: D.ExecutorState.FromString(s.SerializeToString()) for w, s in ex.states.items()}
+    back = Executor()
+    back.states = saved  # what a worker taking over resumes from
+    sent = None
+    for i in range(len(first.steps)):
+        for c in [*first.steps[i].sdn, *first.steps[i].compute]:
+            fx = back.ack("w", c.command_id, True, "", 1.0)
+            sent = fx.commands or sent
+    assert sent is not None and {c.command_id for c in sent} == {
+        c.command_id for c in [*second.steps[0].sdn, *second.steps[0].compute]}
+
+
+def test_a_release_without_steps_is_released_at_once() -> None:
+    ex = Executor()
+    msg, _ = decision(kind=Kind.RELEASED)
+    fx = ex.decision(msg, 0.0)
+    assert [s.phase for s in fx.statuses] == [P.WORKLOAD_PHASE_RELEASED]

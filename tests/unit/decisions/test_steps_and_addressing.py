@@ -1,0 +1,106 @@
+"""The one step plan (make-before-break order, site/link terms, per-workload matches) and the
+address blocks it matches on."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from tandem.addressing import POOL, AddressPoolExhausted, Blocks
+from tandem.engine.decision import Decision, Kind, Reservation
+from tandem.engine.workload import Demand, VmGroup, WorkloadRequest
+from tandem.steps import STEP_NAMES, crossings, plan
+
+
+def request(wid: str = "w") -> WorkloadRequest:
+    return WorkloadRequest(wid, (VmGroup("a", 2, 1, 1), VmGroup("b", 1, 1, 1)),
+                           (Demand("d", "a", 10.0, to_group="b"),))
+
+
+def placed(wid: str, a: str, b: str, sites: tuple[str, ...], links: tuple[str, ...],
+           rev: int = 0) -> Decision:
+    r = Reservation(f"{wid}/d/0" + (f".r{rev}" if rev else ""), wid, "d", sites, links, (), 10.0, 1.0)
+    return Decision(Kind.PLACED if rev == 0 else Kind.REROUTED, wid, "t", "r1",
+                    ((("a", a, 2)), ("b", b, 1)), (r,), revision=rev, request=request(wid))
+
+
+def test_blocks_are_disjoint_aligned_and_reused_after_release() -> None:
+    b = Blocks()
+    one = ipaddress.ip_network(b.ensure("w1", "a", 2))
+    big = ipaddress.ip_network(b.ensure("w2", "a", 600))  # 602 addresses: four /24s
+    other = ipaddress.ip_network(b.ensure("w1", "b", 1))
+    assert one.prefixlen == 24 and big.prefixlen == 22 and other.prefixlen == 24
+    assert all(n.subnet_of(POOL) for n in (one, big, other))  # type: ignore[arg-type]
+    assert not one.overlaps(big) and not one.overlaps(other) and not big.overlaps(other)
+    assert int(big.network_address) % (4 * 256) == 0  # aligned
+    assert b.address("w1", "a", 0) == str(one.network_address + 1)
+    b.release("w1")
+    assert b.ensure("w3", "x", 1) == str(one)  # lowest free first: deterministic
+    with pytest.raises(ValueError):
+        b.address("w3", "x", 254)
+
+
+def test_the_pool_can_run_out_and_says_which_group() -> None:
+    b = Blocks()
+    b.ensure("huge", "g", 256 * 32768 - 2)
+    with pytest.raises(AddressPoolExhausted, match="group 'h' of workload 'w'"):
+        b.ensure("w", "h", 1)
+
+
+def test_a_placement_creates_vms_then_installs_transit_before_the_ingress() -> None:
+    blocks = Blocks()
+    new = placed("w", "ams", "par", ("ams", "fra", "par"), ("ams-fra", "fra-par"))
+    for g, _, n in new.placements:
+        blocks.ensure("w", g, n)
+    steps = plan(None, new, blocks, "c", 0.0, "dec12345")
+    assert [s.what for s in steps] == [STEP_NAMES[0], STEP_NAMES[1], STEP_NAMES[2]]
+    assert {c.vm.vm_name for c in steps[0].compute} == {"w-a-0", "w-a-1", "w-b-0"}
+    assert all(c.ipv4_address for c in steps[0].compute)
+    transit = {c.site_id: c.install for c in steps[1].sdn}
+    assert set(transit) == {"fra", "par"} and not any(i.ingress for i in transit.values())
+    assert (transit["fra"].crossing.in_link_id, transit["fra"].crossing.out_link_id) == (
+        "ams-fra", "fra-par")
+    assert (transit["par"].crossing.in_link_id, transit["par"].crossing.out_link_id) == (
+        "fra-par", "")
+    [ingress] = steps[2].sdn
+    assert ingress.site_id == "ams" and ingress.install.ingress
+    assert ingress.install.crossing.in_link_id == "" and ingress.install.crossing.out_link_id == "ams-fra"
+    m = ingress.install.match
+    assert m.ipv4_src == blocks.cidr("w", "a") and m.ipv4_dst == blocks.cidr("w", "b")
+    assert not ingress.install.HasField("match") or not list(ingress.install.hops)  # no ports
+    assert all(c.command_id.endswith("/dec12345") for s in steps for c in [*s.sdn, *s.compute])
+
+
+def test_a_reroute_is_make_before_break_and_two_workloads_never_share_a_match() -> None:
+    blocks = Blocks()
+    old = placed("w", "ams", "par", ("ams", "fra", "par"), ("ams-fra", "fra-par"))
+    other = placed("v", "ams", "par", ("ams", "fra", "par"), ("ams-fra", "fra-par"))
+    for d in (old, other):
+        for g, _, n in d.placements:
+            blocks.ensure(d.workload_id, g, n)
+    new = placed("w", "ams", "par", ("ams", "lon", "par"), ("ams-lon", "lon-par"), rev=1)
+    steps = plan(old, new, blocks, "c", 0.0, "abc")
+    assert [s.what for s in steps] == [STEP_NAMES[1], STEP_NAMES[2], STEP_NAMES[4]]
+    assert [c.site_id for c in steps[2].sdn] == ["ams", "fra", "par"]
+    assert all(c.remove.reservation_id == "w/d/0" for c in steps[2].sdn)
+    assert all(c.install.generation == 1 for c in [*steps[0].sdn, *steps[1].sdn])
+    [mine] = plan(None, other, blocks, "c", 0.0, "x")[2].sdn
+    assert mine.install.match.ipv4_src != steps[1].sdn[0].install.match.ipv4_src
+
+
+def test_a_release_removes_paths_then_deletes_vms_and_a_rejection_does_nothing() -> None:
+    blocks = Blocks()
+    old = placed("w", "ams", "par", ("ams", "par"), ("ams-par",))
+    for g, _, n in old.placements:
+        blocks.ensure("w", g, n)
+    rel = Decision(Kind.RELEASED, "w", "t", "r2")
+    steps = plan(old, rel, blocks, "c", 0.0, "z")
+    assert [s.what for s in steps] == [STEP_NAMES[4], STEP_NAMES[5]]
+    assert len(steps[1].compute) == 3
+    assert plan(old, Decision(Kind.REJECTED, "w"), blocks, "c", 0.0, "z") == []
+
+
+def test_crossings_walk_the_path() -> None:
+    r = Reservation("r", "w", "d", ("a", "b", "c", "d"), ("ab", "bc", "cd"), (), 1.0, 1.0)
+    assert crossings(r) == [("a", "", "ab"), ("b", "ab", "bc"), ("c", "bc", "cd"), ("d", "cd", "")]
