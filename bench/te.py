@@ -75,6 +75,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--paths", type=int, default=4, help="disjoint paths per pair (default 4)")
     p.add_argument("--weight", choices=("latency", "hops"), default="latency")
     p.add_argument("--lp-method", default="highs-ipm", help="linprog method (default highs-ipm)")
+    p.add_argument("--paths-only", action="store_true",
+                   help="only build and time each topology's path set (no TE, no LP)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON output file")
 
 
@@ -89,7 +91,7 @@ def handler(args: argparse.Namespace) -> int:
     from tandem.engine.loaders import TopologyFileError, load_topology
     from tandem.engine.lp import solve_lp
     from tandem.engine.mcf import FlowProblem
-    from tandem.engine.paths import PathFinder
+    from tandem.engine.paths import PathFinder, PathSet
     from tandem.engine.te import solve_te
     from tandem.engine.traffic import gravity_demands
 
@@ -108,6 +110,7 @@ def handler(args: argparse.Namespace) -> int:
         except TopologyFileError as exc:
             raise UserError(str(exc)) from None
     rows: list[dict[str, Any]] = []
+    path_sets: list[dict[str, Any]] = []
     load_before = os.getloadavg()
     header = (f"{'topology':<12} {'scale':>5} {'seed':>4} {'pairs':>6} {'paths':>6} "
               f"{'ratio':>7} {'engine s':>9} {'LP s':>8} {'speed-up':>8} {'cpu x':>7}")
@@ -119,7 +122,17 @@ def handler(args: argparse.Namespace) -> int:
         finder = PathFinder(topo, args.weight)
         all_paths = finder.all_pairs_edge_disjoint(args.paths)
         path_seconds = time.perf_counter() - t0
-        first = {pair: ps[0].arcs() for pair, ps in all_paths.items() if ps}
+        n_paths = sum(len(ps) for ps in all_paths.values()) if not isinstance(
+            all_paths, PathSet) else all_paths.n_paths
+        print(f"{name}: path set of {len(all_paths)} pairs, {n_paths} paths in "
+              f"{path_seconds:.1f} s (load {os.getloadavg()[0]:.2f})", flush=True)
+        path_sets.append({"topology": name, "sites": len(topo.sites), "pairs": len(all_paths),
+                          "paths": n_paths, "seconds": path_seconds,
+                          "loadavg": os.getloadavg()})
+        if args.paths_only:
+            continue
+        first = (all_paths.first_arcs() if isinstance(all_paths, PathSet)
+                 else {pair: ps[0].arcs() for pair, ps in all_paths.items() if ps})
         for scale in scales:
             for seed in seeds:
                 demands = gravity_demands(topo, scale, seed, first)
@@ -172,6 +185,7 @@ def handler(args: argparse.Namespace) -> int:
             "python": sys.version.split()[0],
         },
         "summary": summary,
+        "path_sets": path_sets,
         "rows": rows,
     }
     out_path = Path(args.out)

@@ -8,6 +8,12 @@ protobuf JSON mapping, or a `tandem.v1.RequestEvent` (`{"requestId": ..., "place
 
 One decision per line (the `tandem.v1.Decision` JSON mapping) goes to `--out`, or to stdout
 when no `--out` is given (then the summary goes to stderr so stdout stays JSON lines).
+
+    tandem plan --topology data/generated/waxman-1000.graphml --generate 1000 --seed 1 \
+        --requests /tmp/reqs.jsonl
+
+writes 1,000 seeded requests from `tandem.engine.workgen` for that topology (one
+`WorkloadRequest` per line, the format above) instead of planning, for benchmarks.
 """
 
 from __future__ import annotations
@@ -25,7 +31,27 @@ def register(sub: Any) -> None:
     p.add_argument("--topology", required=True, help="GraphML, SNDlib or node-link JSON file")
     p.add_argument("--requests", required=True, help="JSON-lines request file (docs/ENGINE.md)")
     p.add_argument("--out", help="write decisions here (default: stdout)")
+    p.add_argument("--generate", type=int, metavar="N",
+                   help="write N seeded requests (tandem.engine.workgen) for the topology to "
+                        "--requests, and exit without planning")
+    p.add_argument("--seed", type=int, default=1, help="seed of --generate (default 1)")
     p.set_defaults(func=handle)
+
+
+def write_requests(topology: Any, path: str, n: int, seed: int) -> None:
+    """`n` workgen requests as JSON lines (`WorkloadRequest` protobuf JSON mapping)."""
+    from google.protobuf import json_format
+
+    from tandem.cli import UserError
+    from tandem.engine.workgen import generate
+    from tandem.pbconvert import request_to_pb
+
+    lines = [json_format.MessageToJson(request_to_pb(r), indent=None)
+             for r in generate(topology, n, seed)]
+    try:
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 def read_requests(path: str) -> list[tuple[int, str, Any]]:
@@ -80,6 +106,12 @@ def handle(args: argparse.Namespace) -> int:
         topo = load_topology(args.topology)
     except TopologyFileError as exc:
         raise UserError(str(exc)) from None
+    if args.generate is not None:
+        if args.generate < 1:
+            raise UserError("--generate must be at least 1")
+        write_requests(topo, args.requests, args.generate, args.seed)
+        print(f"wrote {args.generate} requests (seed {args.seed}) to {args.requests}")
+        return 0
     reqs = read_requests(args.requests)
     state = State.empty(topo)
     counts: Counter[str] = Counter()

@@ -89,8 +89,6 @@ def _route(solver: Solver, asg: tuple[int, ...], constrained: bool) -> list[tupl
         t = solver.targets[di]
         src = asg[solver.gidx[d.from_group]]
         dst = asg[t.group] if t.group >= 0 else t.site
-        if dst < 0:
-            return "latency"
         if src == dst:
             if d.max_latency_ms > 0 and t.access_ms > d.max_latency_ms:
                 return "latency"
@@ -109,6 +107,9 @@ def _route(solver: Solver, asg: tuple[int, ...], constrained: bool) -> list[tupl
                 p = net.shortest(src, dst, ok)
             else:
                 p = next((q for q in net.paths(src, dst) if banned.isdisjoint(q.links)), None)
+            if p is None and constrained and not chosen and transit and net.shortest(
+                    src, dst, net.transit_mask(transit).tolist()) is None:
+                return f"transit_jurisdiction: demand {d.demand_id!r}: no compliant path"
             if p is None:
                 return "diversity" if chosen else ("bandwidth" if constrained else "latency")
             why = _check(p, d.bandwidth_mbps, res, d.max_latency_ms, t.access_ms, transit)
@@ -134,6 +135,9 @@ def _decide(state: State, req: WorkloadRequest, constrained: bool, config: Confi
     if req.workload_id in state.workloads:
         state = state.release(req.workload_id)
     solver = Solver(state, req, config)
+    bad = solver.target_error()
+    if bad is not None:
+        return rejected(req, bad[0], bad[1])
     asg = nova_place(solver, pack)
     if isinstance(asg[0], str):
         return rejected(req, str(asg[0]), str(asg[1]))

@@ -24,7 +24,7 @@ from scipy.sparse import coo_matrix  # type: ignore[import-untyped]
 from .decide import DEFAULT, Config, Solver
 from .decision import Decision, Explanation, Kind, rejected
 from .network import Path
-from .routing import Route, admissible
+from .routing import Fail, Route, admissible
 from .state import State
 from .workload import WorkloadRequest, validate
 
@@ -56,7 +56,7 @@ def _options(solver: Solver, di: int, s: int, t: int) -> list[tuple[tuple[Path, 
         return []
     got = admissible(solver.net, s, t, budget if budget > 0 else (1e-12 if d.max_latency_ms else 0.0),
                      solver.transit)
-    if isinstance(got, str):
+    if isinstance(got, Fail):
         return []
     nw = solver.cfg.network_weight
 
@@ -82,6 +82,9 @@ def decide_milp(state: State, req: WorkloadRequest, config: Config = DEFAULT,
     if req.workload_id in state.workloads:
         state = state.release(req.workload_id)
     sv = Solver(state, req, config)
+    bad = sv.target_error()
+    if bad is not None:
+        return rejected(req, bad[0], bad[1])
     cands = sv.candidates()
     if isinstance(cands, tuple):
         return rejected(req, cands[0], cands[1])

@@ -1,26 +1,36 @@
 """A `Topology` compiled for the hot path of the joint engine.
 
-`decide()` must answer in a few milliseconds on a 40-site WAN with a thousand workloads, so it
+`decide()` must answer in milliseconds on a 1,000-site WAN with ten thousand workloads, so it
 never walks the `Topology` mappings or calls networkx. This module turns a topology into flat
 tuples indexed by integers: sites by position, and each link *direction* `2*i` (a→b) or
 `2*i+1` (b→a), because capacity is reserved per direction (`Link.capacity_from`).
 
-Candidate paths per ordered site pair are computed once per topology *structure* (link ids,
-endpoints, latencies) and cached: a link going down, degrading or fading changes capacities,
-not structure, so the cache survives it and a dead link simply has zero residual capacity.
-The candidate set per pair is the union of the k shortest simple paths by latency (Yen) and a
-set of link-disjoint shortest paths, so that the engine sees both low-latency alternatives and
-paths that avoid one another (diversity, splitting, failures).
+Everything about paths is computed lazily, per site pair or per site, and cached per topology
+*structure* (link ids, endpoints, latencies, costs, countries): a link going down, degrading
+or fading changes capacities, not structure, so the cache survives it and a dead link simply
+has zero residual capacity. A decision therefore pays only for the pairs it touches:
+- candidate paths per ordered pair: the union of the k shortest simple paths by latency (Yen)
+  and k link-disjoint shortest paths (`paths`), plus, under a transit rule, compliant ones;
+- one compiled single-source Dijkstra per site for `near()` and per target for the exact
+  bounds that guide every search (`paths.Graph`);
+- `residual_path`: a constrained search on the residual network (room, latency, transit),
+  so that no demand is refused for want of a candidate while a path with room exists.
+
+Countries are never dropped: a site or link of unknown country carries `UNKNOWN`, which no
+rule admits, so a path through it can never pass a transit rule.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .jurisdiction import normalise
+import numpy as np
+import numpy.typing as npt
+
+from .jurisdiction import UNKNOWN, country
+from .paths import ByteArray, FloatArray, Graph, Hop
 from .topology import Link, SiteState, Topology
 
 # Fibre: light travels ~200 km per ms; cables are ~1.5 times longer than the great circle.
@@ -35,7 +45,8 @@ class Path:
     nodes: tuple[int, ...]
     dirs: tuple[int, ...]
     latency_ms: float
-    # Countries crossed by any link of the path (its endpoints' countries included).
+    # Countries crossed by any link of the path (its endpoints' countries included), with
+    # `UNKNOWN` for any site or link whose country is not known.
     countries: frozenset[str]
     cost_per_mbps: float
 
@@ -61,11 +72,19 @@ class _PathCache:
     """Shared by every `Network` compiled from the same topology structure."""
 
     k: int
-    adj: tuple[tuple[tuple[int, int, float], ...], ...]  # node -> (neighbour, dir, latency)
+    graph: Graph  # every direction of every link, weighted by latency
+    cost: FloatArray  # cost per Mbps of each direction
     paths: dict[tuple[int, int], tuple[Path, ...]] = field(default_factory=dict)
     within: dict[tuple[int, int, frozenset[str]], tuple[Path, ...]] = field(default_factory=dict)
     near: dict[int, tuple[int, ...]] = field(default_factory=dict)
-    bound: dict[tuple[int, int, float], float] = field(default_factory=dict)
+    to: dict[tuple[int, frozenset[str]], FloatArray] = field(default_factory=dict)
+    unit: dict[tuple[int, float], FloatArray] = field(default_factory=dict)
+    masks: dict[frozenset[str], ByteArray] = field(default_factory=dict)
+    # Countries as bits: names[b] is bit b; each site's and link's set as a mask.
+    names: tuple[str, ...] = ()
+    site_bits: tuple[int, ...] = ()
+    link_bits: tuple[int, ...] = ()
+    decoded: dict[int, frozenset[str]] = field(default_factory=dict)
 
 
 _CACHES: dict[tuple[object, ...], _PathCache] = {}
@@ -76,8 +95,9 @@ class Network:
     """Immutable integer view of a topology at one instant (`at`, for capacity windows)."""
 
     __slots__ = (
-        "topology", "at", "site_ids", "index", "link_ids", "links", "cap", "dir_from",
-        "link_lat", "link_cost", "link_countries", "site_country", "_cache",
+        "topology", "at", "site_ids", "index", "link_ids", "link_index", "links", "cap",
+        "dir_from", "link_lat", "link_cost", "link_countries", "site_country", "_cache",
+        "_entry", "_site_cost", "_masks", "site_capacity", "active", "_cap_arr",
     )
 
     def __init__(self, topology: Topology, at: float | None = None, k: int = 4) -> None:
@@ -88,6 +108,7 @@ class Network:
         self.site_ids += tuple(extra)  # endpoints without a Site record still route traffic
         self.index: dict[str, int] = {s: i for i, s in enumerate(self.site_ids)}
         self.link_ids: tuple[str, ...] = tuple(topology.links)
+        self.link_index: dict[str, int] = {lid: i for i, lid in enumerate(self.link_ids)}
         self.links: tuple[Link, ...] = tuple(topology.links.values())
         cap: list[float] = []
         dir_from: list[int] = []
@@ -103,220 +124,260 @@ class Network:
         self.dir_from: tuple[int, ...] = tuple(dir_from)
         self.link_lat: tuple[float, ...] = tuple(ln.latency_ms for ln in self.links)
         self.link_cost: tuple[float, ...] = tuple(ln.cost_per_mbps for ln in self.links)
+        # A site without a record (a bare link endpoint) has no known country either.
         self.site_country: tuple[str, ...] = tuple(
-            normalise(topology.sites[s].jurisdiction) if s in topology.sites else ""
-            for s in self.site_ids
-        )
-        lc: list[frozenset[str]] = []
-        for ln in self.links:
-            cs = {normalise(c) for c in ln.jurisdictions}
-            cs |= {self.site_country[self.index[ln.a]], self.site_country[self.index[ln.b]]}
-            cs.discard("")
-            lc.append(frozenset(cs))
-        self.link_countries: tuple[frozenset[str], ...] = tuple(lc)
-        key = (k, self.site_ids, tuple((ln.link_id, ln.a, ln.b, ln.latency_ms) for ln in self.links))
+            country(topology.sites[s].jurisdiction) if s in topology.sites else UNKNOWN
+            for s in self.site_ids)
+        self.link_countries: tuple[frozenset[str], ...] = tuple(
+            frozenset({country(c) for c in ln.jurisdictions}
+                      | {self.site_country[self.index[ln.a]], self.site_country[self.index[ln.b]]})
+            for ln in self.links)
+        self._entry: dict[tuple[float, float], tuple[int, float] | None] = {}
+        self._site_cost: FloatArray | None = None
+        self._cap_arr: FloatArray | None = None
+        self._masks: dict[object, npt.NDArray[np.bool_]] = {}
+        recs = [topology.sites.get(s) for s in self.site_ids]
+        # vCPU, memory, storage of each site (rows), 0 for an endpoint without a record.
+        self.site_capacity = np.array([[r.vcpus, r.memory_gib, r.storage_gib] if r else
+                                       [0.0, 0.0, 0.0] for r in recs]).reshape(-1, 3)
+        self.active = np.array([r is not None and r.state is SiteState.ACTIVE for r in recs],
+                               dtype=bool)
+        key = (k, self.site_ids, self.site_country, tuple(
+            (ln.link_id, ln.a, ln.b, ln.latency_ms, ln.cost_per_mbps, cs)
+            for ln, cs in zip(self.links, self.link_countries)))
         cache = _CACHES.get(key)
         if cache is None:
             if len(_CACHES) >= _MAX_CACHES:
                 _CACHES.pop(next(iter(_CACHES)))
-            adj: list[list[tuple[int, int, float]]] = [[] for _ in self.site_ids]
-            for i, ln in enumerate(self.links):
-                a, b = self.index[ln.a], self.index[ln.b]
-                adj[a].append((b, 2 * i, ln.latency_ms))
-                adj[b].append((a, 2 * i + 1, ln.latency_ms))
-            cache = _PathCache(k, tuple(tuple(sorted(x)) for x in adj))
-            _CACHES[key] = cache
+            heads = [dir_from[d ^ 1] for d in range(len(dir_from))]
+            lat = [self.link_lat[d >> 1] for d in range(len(dir_from))]
+            graph = Graph(len(self.site_ids), dir_from, heads, lat)
+            cost = np.array([self.link_cost[d >> 1] for d in range(len(dir_from))])
+            names = tuple(sorted(set(self.site_country).union(*self.link_countries)))
+            bit = {c: 1 << i for i, c in enumerate(names)}
+            cache = _CACHES[key] = _PathCache(
+                k, graph, cost, names=names,
+                site_bits=tuple(bit[c] for c in self.site_country),
+                link_bits=tuple(sum(bit[c] for c in cs) for cs in self.link_countries))
         self._cache = cache
 
     def with_capacity(self, topology: Topology, at: float | None = None) -> Network:
         """Recompile for a new topology (the path cache is reused when the structure matches)."""
         return Network(topology, at, self._cache.k)
 
-    # ----------------------------------------------------------------------------- paths
-    def paths(self, src: int, dst: int) -> tuple[Path, ...]:
-        """Candidate paths src→dst sorted by (latency, hops, dirs); cached per structure."""
-        key = (src, dst)
-        got = self._cache.paths.get(key)
+    # ------------------------------------------------------------------------------ bounds
+    def latency_to(self, dst: int, allowed: frozenset[str] = frozenset()) -> FloatArray:
+        """Latency of the shortest path from every site to `dst` (inf when unreachable); with
+        `allowed`, of the shortest path crossing only allowed countries (a transit rule)."""
+        key = (dst, allowed)
+        got = self._cache.to.get(key)
         if got is None:
-            got = self._compute_paths(src, dst)
-            self._cache.paths[key] = got
+            g = self._cache.graph
+            if not allowed:
+                got = g.distances(dst, to=True)
+            else:
+                w = np.where(self.transit_mask(allowed) == 1, g.weight, math.inf)
+                got = g.distances(dst, to=True, weight=w, key=("transit", allowed))
+            self._cache.to[key] = got
         return got
 
-    def paths_within(self, src: int, dst: int, allowed: frozenset[str]) -> tuple[Path, ...]:
-        """Link-disjoint shortest paths that cross only `allowed` countries (transit rules).
+    def latency_to_with_room(self, dst: int, room: FloatArray, need: float,
+                             allowed: frozenset[str] = frozenset()) -> FloatArray:
+        """Latency of the shortest path from every site to `dst` over directions with at
+        least `need` of `room` (and crossing only `allowed` countries when given)."""
+        g = self._cache.graph
+        ok = room >= need
+        if allowed:
+            ok &= self.transit_mask(allowed) == 1
+        return g.distances(dst, to=True, weight=np.where(ok, g.weight, math.inf))
 
-        The k candidates of `paths` may all cross a forbidden country while a compliant detour
-        exists; this searches the pruned graph so a transit rule is never rejected for want
-        of a candidate.
-        """
-        key = (src, dst, allowed)
-        got = self._cache.within.get(key)
+    def cut_room(self, node: int, room: FloatArray, allowed: frozenset[str] = frozenset(),
+                 *, into: bool = False) -> float:
+        """Room left on the directions leaving `node` (entering it, with `into`) that a
+        demand under `allowed` may use: no split can carry more out of (into) a site."""
+        indptr, _, arcs = self._cache.graph.R if into else self._cache.graph.G[:3]
+        mine = arcs[indptr[node]:indptr[node + 1]]
+        r = room[mine]
+        if allowed:
+            r = r[self.transit_mask(allowed)[mine] == 1]
+        return float(np.maximum(r, 0.0).sum())
+
+    def unit_bounds(self, dst: int, nw: float) -> FloatArray:
+        """Lowest possible score per Mbps from every site to `dst`: Σ (cost per Mbps + nw) per
+        hop over idle links. A true lower bound of any routed path's unit score (every hop's
+        congestion weight is at least 1), used to order sites and to guide searches."""
+        key = (dst, nw)
+        got = self._cache.unit.get(key)
         if got is None:
-            ok = tuple(
-                self.link_countries[d >> 1] <= allowed for d in range(2 * len(self.links))
-            )
-            out: list[Path] = []
-            banned: set[int] = set()
-            for _ in range(2):
-                sp = dijkstra(self._cache.adj, src, dst, banned_links=banned, allowed_dirs=ok)
-                if sp is None:
-                    break
-                out.append(self.make_path(*sp))
-                banned |= {d >> 1 for d in sp[1]}
-            got = tuple(out)
-            self._cache.within[key] = got
+            c = self._cache
+            got = c.unit[key] = c.graph.distances(dst, to=True, weight=c.cost + nw, key=nw)
         return got
+
+    def site_cost(self) -> FloatArray:
+        """Cost per vCPU-hour of every site (0 for a link endpoint without a site record)."""
+        if self._site_cost is None:
+            sites = self.topology.sites
+            self._site_cost = np.array([sites[s].cost_per_vcpu_hour if s in sites else 0.0
+                                        for s in self.site_ids])
+        return self._site_cost
+
+    def site_mask(self, hypervisor: str = "", countries: frozenset[str] = frozenset()
+                  ) -> npt.NDArray[np.bool_]:
+        """Sites offering `hypervisor` (any: "") / in one of `countries` (never an unknown
+        country; any: empty), cached per value."""
+        key = (hypervisor, countries)
+        got = self._masks.get(key)
+        if got is None:
+            sites = self.topology.sites
+            got = np.array([
+                (not hypervisor or (s in sites and hypervisor in sites[s].hypervisors))
+                and (not countries or (c in countries and c != UNKNOWN))
+                for s, c in zip(self.site_ids, self.site_country)], dtype=bool)
+            self._masks[key] = got
+        return got
+
+    def cap_array(self) -> FloatArray:
+        """`cap` as an array (read-only by convention)."""
+        if self._cap_arr is None:
+            self._cap_arr = np.asarray(self.cap, dtype=np.float64)
+        return self._cap_arr
+
+    def cost_array(self) -> FloatArray:
+        """Cost per Mbps of every direction (read-only by convention)."""
+        return self._cache.cost
 
     def unit_bound(self, src: int, dst: int, nw: float) -> float:
-        """Lowest possible score per Mbps src→dst: cost per Mbps + nw x hops (idle links)."""
-        key = (src, dst, nw)
-        got = self._cache.bound.get(key)
-        if got is None:
-            ps = self.paths(src, dst)
-            got = min((p.cost_per_mbps + nw * len(p.dirs) for p in ps), default=0.0)
-            self._cache.bound[key] = got
-        return got
+        return float(self.unit_bounds(dst, nw)[src])
+
+    def diameter_ms(self) -> float:
+        """Largest shortest-path latency between two sites that can reach each other."""
+        d = self._cache.graph.distances(list(range(len(self.site_ids))))
+        finite = d[np.isfinite(d)]
+        return float(finite.max()) if finite.size else 0.0
 
     def near(self, site: int) -> tuple[int, ...]:
         """Other sites by increasing shortest-path latency from `site` (unreachable omitted)."""
         got = self._cache.near.get(site)
         if got is None:
-            order = []
-            for t in range(len(self.site_ids)):
-                if t != site:
-                    ps = self.paths(site, t)
-                    if ps:
-                        order.append((ps[0].latency_ms, t))
-            got = tuple(t for _, t in sorted(order))
+            d = self._cache.graph.distances(site)
+            order = np.lexsort((np.arange(len(d)), d))
+            got = tuple(int(t) for t in order if t != site and d[t] < math.inf)
             self._cache.near[site] = got
         return got
 
-    def warm(self) -> None:
-        """Fill the path cache for every pair (benchmarks call this before timing)."""
+    def transit_mask(self, allowed: frozenset[str]) -> ByteArray:
+        """1 for each direction whose link crosses only `allowed` countries (never UNKNOWN)."""
+        got = self._cache.masks.get(allowed)
+        if got is None:
+            ok = [1 if cs <= allowed and UNKNOWN not in cs else 0 for cs in self.link_countries]
+            got = self._cache.masks[allowed] = np.repeat(np.array(ok, dtype=np.uint8), 2)
+        return got
+
+    # ------------------------------------------------------------------------------- paths
+    def paths(self, src: int, dst: int) -> tuple[Path, ...]:
+        """Candidate paths src→dst sorted by (latency, hops, dirs); cached per structure."""
+        key = (src, dst)
+        got = self._cache.paths.get(key)
+        if got is None:
+            g, k, h = self._cache.graph, self._cache.k, self.latency_to(dst)
+            found: dict[tuple[int, ...], Hop] = {}
+            for hop in g.k_shortest(src, dst, k, h) + g.disjoint(src, dst, k, h):
+                found.setdefault(hop[1], hop)
+            out = [self.make_path(*hop) for hop in found.values()]
+            out.sort(key=lambda p: (p.latency_ms, len(p.dirs), p.dirs))
+            got = self._cache.paths[key] = tuple(out)
+        return got
+
+    def paths_within(self, src: int, dst: int, allowed: frozenset[str]) -> tuple[Path, ...]:
+        """Two link-disjoint shortest paths that cross only `allowed` countries (transit rules).
+
+        The k candidates of `paths` may all cross a forbidden country while a compliant detour
+        exists; this searches the graph pruned to allowed countries instead.
+        """
+        key = (src, dst, allowed)
+        got = self._cache.within.get(key)
+        if got is None:
+            hops = self._cache.graph.disjoint(src, dst, 2, self.latency_to(dst),
+                                              ok=self.transit_mask(allowed))
+            got = self._cache.within[key] = tuple(self.make_path(*h) for h in hops)
+        return got
+
+    def warm(self, pairs: Sequence[tuple[int, int]] | None = None) -> None:
+        """Fill the path cache for the given pairs (default: every pair, small WANs only)."""
         n = len(self.site_ids)
-        for s in range(n):
-            for t in range(n):
-                if s != t:
-                    self.paths(s, t)
+        todo = pairs if pairs is not None else [(s, t) for s in range(n) for t in range(n)]
+        for s, t in todo:
+            if s != t:
+                self.paths(s, t)
+        for s in sorted({s for s, _ in todo}):
             self.near(s)
 
-    def make_path(self, nodes: tuple[int, ...], dirs: tuple[int, ...]) -> Path:
-        lat = sum(self.link_lat[d >> 1] for d in dirs)
-        countries: set[str] = set()
-        cost = 0.0
-        for d in dirs:
-            countries |= self.link_countries[d >> 1]
-            cost += self.link_cost[d >> 1]
-        for n in nodes:
-            if self.site_country[n]:
-                countries.add(self.site_country[n])
-        return Path(nodes, dirs, lat, frozenset(countries), cost)
+    def residual_path(self, src: int, dst: int, room: Sequence[float] | FloatArray, need: float,
+                      *, budget: float = math.inf, allowed: frozenset[str] = frozenset(),
+                      weight: FloatArray | None = None, nw: float = 0.0,
+                      ban_links: Sequence[int] = ()) -> Path | None:
+        """A path src→dst on the residual network, or None when no path qualifies.
 
-    def _compute_paths(self, src: int, dst: int) -> tuple[Path, ...]:
-        k = self._cache.k
-        found: dict[tuple[int, ...], tuple[tuple[int, ...], tuple[int, ...]]] = {}
-        for nodes, dirs in yen(self._cache.adj, src, dst, k):
-            found[dirs] = (nodes, dirs)
-        banned: set[int] = set()
-        for _ in range(k):
-            sp = dijkstra(self._cache.adj, src, dst, banned_links=banned)
-            if sp is None:
-                break
-            found.setdefault(sp[1], sp)
-            banned |= {d >> 1 for d in sp[1]}
-        out = [self.make_path(n, d) for n, d in found.values()]
-        out.sort(key=lambda p: (p.latency_ms, len(p.dirs), p.dirs))
-        return tuple(out)
+        Only directions with `room` ≥ `need`, crossing only `allowed` countries (when a
+        transit rule is given) and with latency ≤ `budget` are used. The objective is
+        `weight` per direction (a routing score, with `nw` the network weight, so that
+        `unit_bounds` guides it) or, without it, latency — in which case a None answer proves
+        that no qualifying path exists at all.
+        """
+        c = self._cache
+        h_lat = self.latency_to(dst)
+        if not (h_lat[src] < math.inf and h_lat[src] <= budget):
+            return None
+        room_arr = np.asarray(room, dtype=np.float64)
+        ok = self.transit_mask(allowed) if allowed else None
+        h = h_lat if weight is None else self.unit_bounds(dst, nw)
+        hop = c.graph.search(src, dst, h, weight=weight, ok=ok, room=room_arr, need=need,
+                             hl=h_lat, budget=budget, ban_links=ban_links)
+        return None if hop is None else self.make_path(*hop)
 
-    def shortest(
-        self, src: int, dst: int, usable_dir: Iterable[bool] | None = None, by_hops: bool = False
-    ) -> Path | None:
+    def shortest(self, src: int, dst: int, usable_dir: Sequence[bool] | None = None,
+                 by_hops: bool = False) -> Path | None:
         """Shortest path by latency (or hops) over the directions marked usable (CSPF)."""
-        allowed = None if usable_dir is None else tuple(usable_dir)
-        sp = dijkstra(self._cache.adj, src, dst, allowed_dirs=allowed, by_hops=by_hops)
-        return None if sp is None else self.make_path(*sp)
+        g = self._cache.graph
+        ok = None if usable_dir is None else np.asarray(usable_dir, dtype=np.uint8)
+        if by_hops:
+            hop = g.search(src, dst, g.zero, ok=ok, weight=np.ones(len(self.cap)))
+        else:
+            hop = g.search(src, dst, self.latency_to(dst), ok=ok)
+        return None if hop is None else self.make_path(*hop)
 
+    def make_path(self, nodes: tuple[int, ...], dirs: tuple[int, ...]) -> Path:
+        """The `Path` over these directions. Its countries are OR-ed as bit masks (one bit per
+        country) and decoded through a small cache: a WAN has few distinct country sets."""
+        links = [d >> 1 for d in dirs]
+        c = self._cache
+        mask = c.site_bits[nodes[0]]
+        for i in links:
+            mask |= c.link_bits[i]
+        countries = c.decoded.get(mask)
+        if countries is None:
+            countries = c.decoded[mask] = frozenset(
+                name for b, name in enumerate(c.names) if mask >> b & 1)
+        return Path(nodes, dirs, sum([self.link_lat[i] for i in links]), countries,
+                    sum([self.link_cost[i] for i in links]))
 
-def dijkstra(
-    adj: tuple[tuple[tuple[int, int, float], ...], ...],
-    src: int,
-    dst: int,
-    banned_links: set[int] | None = None,
-    banned_nodes: set[int] | None = None,
-    banned_dirs: set[int] | None = None,
-    allowed_dirs: tuple[bool, ...] | None = None,
-    by_hops: bool = False,
-) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-    """Deterministic shortest path: ties broken by hop count then by the direction sequence."""
-    best: dict[int, tuple[float, int]] = {src: (0.0, 0)}
-    prev: dict[int, tuple[int, int]] = {}
-    heap: list[tuple[float, int, int]] = [(0.0, 0, src)]
-    done: set[int] = set()
-    while heap:
-        dist, hops, u = heapq.heappop(heap)
-        if u in done:
-            continue
-        done.add(u)
-        if u == dst:
-            break
-        for v, d, lat in adj[u]:
-            if v in done or (banned_nodes and v in banned_nodes):
+    # ----------------------------------------------------------------------- user locations
+    def entry_site(self, lat: float, lon: float) -> tuple[int, float] | None:
+        """(nearest non-down site that has coordinates, its great-circle km), or None.
+
+        A site at (0, 0) has no coordinates (the loaders never invent them), so it is never
+        taken as nearest: a location on a WAN without coordinates has no entry site.
+        """
+        key = (lat, lon)
+        if key in self._entry:
+            return self._entry[key]
+        best: tuple[float, str] | None = None
+        for sid, s in self.topology.sites.items():
+            if s.state is SiteState.DOWN or (s.latitude == 0.0 and s.longitude == 0.0):
                 continue
-            if banned_links and (d >> 1) in banned_links:
-                continue
-            if banned_dirs and d in banned_dirs:
-                continue
-            if allowed_dirs is not None and not allowed_dirs[d]:
-                continue
-            nd = dist + (1.0 if by_hops else lat)
-            cand = (nd, hops + 1)
-            old = best.get(v)
-            if old is None or cand < old:
-                best[v] = cand
-                prev[v] = (u, d)
-                heapq.heappush(heap, (nd, hops + 1, v))
-    if dst not in done:
-        return None
-    nodes = [dst]
-    dirs: list[int] = []
-    while nodes[-1] != src:
-        u, d = prev[nodes[-1]]
-        dirs.append(d)
-        nodes.append(u)
-    return tuple(reversed(nodes)), tuple(reversed(dirs))
-
-
-def yen(
-    adj: tuple[tuple[tuple[int, int, float], ...], ...], src: int, dst: int, k: int
-) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """Yen's k shortest loop-free paths by latency, deterministic."""
-    first = dijkstra(adj, src, dst)
-    if first is None:
-        return []
-    lat = {d: w for u in adj for _, d, w in u}
-
-    def weight(dirs: tuple[int, ...]) -> float:
-        return sum(lat[d] for d in dirs)
-
-    a = [first]
-    cands: list[tuple[float, int, tuple[int, ...], tuple[int, ...]]] = []
-    seen = {first[1]}
-    while len(a) < k:
-        nodes, dirs = a[-1]
-        for i in range(len(nodes) - 1):
-            root_nodes, root_dirs = nodes[: i + 1], dirs[:i]
-            banned_dirs = {p[1][i] for p in a if p[0][: i + 1] == root_nodes and len(p[1]) > i}
-            spur = dijkstra(
-                adj, nodes[i], dst, banned_dirs=banned_dirs, banned_nodes=set(root_nodes[:-1])
-            )
-            if spur is None:
-                continue
-            tot_nodes, tot_dirs = root_nodes + spur[0][1:], root_dirs + spur[1]
-            if tot_dirs not in seen:
-                seen.add(tot_dirs)
-                heapq.heappush(cands, (weight(tot_dirs), len(tot_dirs), tot_dirs, tot_nodes))
-        if not cands:
-            break
-        _, _, cd, cn = heapq.heappop(cands)
-        a.append((cn, cd))
-    return a
+            km = great_circle_km(lat, lon, s.latitude, s.longitude)
+            if best is None or (km, sid) < best:
+                best = (km, sid)
+        got = None if best is None else (self.index[best[1]], best[0])
+        self._entry[key] = got
+        return got

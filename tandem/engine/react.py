@@ -7,7 +7,8 @@ important first — choose the cheapest feasible response:
 
 - reroute: keep the sites, re-route only the demands whose paths broke;
 - migrate / both: re-decide the sites with a migration cost per vCPU moved (the joint search,
-  with the groups' current sites preferred);
+  with the groups' current sites preferred); on WANs of more than `Config.small_sites` sites
+  only when no reroute is feasible (see `_respond`);
 - preempt: release lower-priority workloads (fewest, lowest priority first) and reroute;
 - otherwise degraded: keep the VMs, drop the broken reservations, and say why.
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from .decide import DEFAULT, Config, Solver
 from .decision import Action, ChangeStep, Decision, Explanation, Kind, Reservation
-from .routing import EPS, commit, route_demand
+from .routing import EPS, Fail, commit, route_demand
 from .state import State
 from .topology import OperState, SiteState, Topology
 
@@ -79,12 +80,15 @@ def react(state: State, topology: Topology, at: float | None = None,
     decisions: list[Decision] = []
     steps: list[ChangeStep] = []
     order = sorted(affected + stranded, key=lambda w: (-st.workloads[w].priority, w))
+    # Capacities are fixed for the whole reaction, and every move is make-before-break (it
+    # only adds load where it fits), so only directions over capacity at the start can be
+    # over later: both sets are computed once, not per workload.
+    dead = {e for e, c in enumerate(st.net.cap) if c <= EPS}
     for wid in order:
         old = st.workloads.get(wid)
         if old is None:  # preempted by a more important workload earlier in this reaction
             continue
-        dead = {e for e, c in enumerate(st.net.cap) if c <= EPS}
-        now_over = set(st.over_reserved())
+        now_over = {e for e in over if st.used[e] > st.net.cap[e] + EPS}
         broken = {r.reservation_id for r in old.paths if now_over.intersection(st._dirs(r))}
         outcome: tuple[Decision, tuple[str, ...]]
         if any(s in gone for _, s, _ in old.placements):
@@ -147,8 +151,17 @@ def _respond(st: State, old: Decision, broken: set[str], dead: set[int],
     rr = _reroute(mbb, old, broken, cfg)
     if isinstance(rr, Decision):
         options.append((rr.score, rr))
-    mig = Solver(mbb, req, cfg, current=current).solve()
-    if mig.kind is Kind.PLACED and mig.site_of != current:
+    # Any migration moves a group, so it scores at least the migration cost of the smallest
+    # group (costs and network usage are non-negative): a cheaper reroute needs no search.
+    # Beyond `small_sites` a feasible reroute is taken without searching migrations at all:
+    # each would be a joint search (milliseconds on a 1,000-site WAN) for every affected
+    # workload, and moving VMs during a failure is the last resort there; the re-optimiser
+    # can move them later, off the critical path.
+    least_move = cfg.migration_cost_per_vcpu * min(g.count * g.vcpus for g in req.groups)
+    compare = len(mbb.net.site_ids) <= cfg.small_sites
+    mig = (Solver(mbb, req, cfg, current=current).solve()
+           if not isinstance(rr, Decision) or (compare and rr.score >= least_move) else None)
+    if mig is not None and mig.kind is Kind.PLACED and mig.site_of != current:
         fin = _finish(mig, old)
         olds = {r.reservation_id for r in old.paths}
         kind = (Kind.MIGRATED if all(r.reservation_id in olds for r in fin.paths)
@@ -215,12 +228,14 @@ def _reroute(mbb: State, old: Decision, broken: set[str], cfg: Config) -> Decisi
     for did in demands:
         di = next(i for i, d in enumerate(req.demands) if d.demand_id == did)
         d, t = req.demands[di], sv.targets[di]
+        if t.error:
+            return f"location: demand {did!r}: {t.error}"
         src = sv.net.index[site[d.from_group]]
         dst = sv.net.index[site[d.to_group]] if d.to_group else t.site
         r = route_demand(sv.net, res, sv.w, src, dst, d.bandwidth_mbps, d.max_latency_ms,
                          sv.transit, d.diverse, t.access_ms, cfg.network_weight, sv.pwc)
-        if isinstance(r, str):
-            return f"{r}: demand {did!r}"
+        if isinstance(r, Fail):
+            return f"{r.constraint}: demand {did!r}: {r.detail}"
         commit(res, r)
         routes.append((di, r))
     # Every path of a broken demand is replaced (a diverse pair is re-chosen as a pair).
@@ -271,6 +286,8 @@ def _victims(st: State, old: Decision, broken: set[str]) -> list[tuple[tuple[int
             src = sv.net.index[site[d.from_group]]
             di = req.demands.index(d)
             dst = sv.net.index[site[d.to_group]] if d.to_group else sv.targets[di].site
+            if dst < 0:
+                continue
             for p in sv.net.paths(src, dst):
                 dirs |= set(p.dirs)
     out = []

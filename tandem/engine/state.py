@@ -13,8 +13,11 @@ everything returns the state to empty"; values within `EPS` of zero are snapped 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+
+import numpy as np
+import numpy.typing as npt
 
 from .decision import Decision, Kind, Reservation
 from .network import Network
@@ -30,6 +33,9 @@ class State:
     used: tuple[float, ...]
     site_used: Mapping[str, tuple[float, float, float]]
     workloads: Mapping[str, Decision]
+    # Derived values computed on demand (free compute per site); never part of equality.
+    _memo: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict, init=False, compare=False,
+                                     repr=False)
 
     @staticmethod
     def empty(topology: Topology, at: float | None = None, k: int = 4) -> State:
@@ -42,12 +48,37 @@ class State:
 
     def residual(self) -> list[float]:
         """Free capacity per direction (may be negative after a capacity drop)."""
-        return [c - u for c, u in zip(self.net.cap, self.used)]
+        out: list[float] = (self.net.cap_array() - np.asarray(self.used)).tolist()
+        return out
 
     def site_free(self, site_id: str) -> tuple[float, float, float]:
         s = self.net.topology.sites[site_id]
         u = self.site_used.get(site_id, _ZERO3)
         return (s.vcpus - u[0], s.memory_gib - u[1], s.storage_gib - u[2])
+
+    def free_compute(self) -> npt.NDArray[np.float64]:
+        """Free (vCPU, memory, storage) of every site of the network, one row per site
+        index (read-only by convention; a child state derives its own from it)."""
+        got = self._memo.get("free")
+        if got is None:
+            got = self.net.site_capacity.copy()
+            idx = self.net.index
+            for sid, u in self.site_used.items():
+                got[idx[sid]] -= u
+            self._memo["free"] = got
+        return got
+
+    def _derive_free(self, child: State, sites: Iterable[str]) -> State:
+        """Give `child` this state's free-compute rows, updated for the sites that changed."""
+        got = self._memo.get("free")
+        if got is not None and child.net is self.net:
+            free = got.copy()
+            idx, cap = self.net.index, self.net.site_capacity
+            for sid in set(sites):
+                u = child.site_used.get(sid, _ZERO3)
+                free[idx[sid]] = cap[idx[sid]] - u
+            child._memo["free"] = free
+        return child
 
     def utilisation(self) -> dict[tuple[str, str], float]:
         """Reserved / capacity per (link id, from site); a dead direction with load is inf."""
@@ -66,7 +97,7 @@ class State:
         if decision.kind is Kind.REJECTED:
             return self
         base = self.release(decision.workload_id)
-        if decision.kind in (Kind.RELEASED, Kind.PREEMPTED):
+        if not decision.holds:
             return base
         return base._add(decision)
 
@@ -81,9 +112,13 @@ class State:
         if old is None:
             return self
         used = list(self.used)
+        touched: set[int] = set()
         for r in old.paths:
             for d in self._dirs(r):
                 used[d] -= r.bandwidth_mbps
+                touched.add(d)
+        for d in touched:  # only subtraction leaves float dust; other entries are sums
+            used[d] = _snap(used[d])
         site_used = dict(self.site_used)
         if old.request is not None:
             for gid, sid, _ in old.placements:
@@ -94,12 +129,14 @@ class State:
                     site_used.pop(sid, None)
                 else:
                     site_used[sid] = (nu[0], nu[1], nu[2])
-        wl = {k: v for k, v in self.workloads.items() if k != workload_id}
+        wl = dict(self.workloads)
+        del wl[workload_id]
         if not wl:
             used = [0.0] * len(used)
             site_used = {}
-        return State(self.net, tuple(_snap(u) for u in used), MappingProxyType(site_used),
-                     MappingProxyType(wl))
+        out = State(self.net, tuple(used), MappingProxyType(site_used), MappingProxyType(wl))
+        changed = [sid for _, sid, _ in old.placements] if wl else list(self.site_used)
+        return self._derive_free(out, changed)
 
     def _add(self, decision: Decision) -> State:
         used = list(self.used)
@@ -114,7 +151,8 @@ class State:
                 site_used[sid] = (u[0] + t[0], u[1] + t[1], u[2] + t[2])
         wl = dict(self.workloads)
         wl[decision.workload_id] = decision
-        return State(self.net, tuple(used), MappingProxyType(site_used), MappingProxyType(wl))
+        out = State(self.net, tuple(used), MappingProxyType(site_used), MappingProxyType(wl))
+        return self._derive_free(out, [sid for _, sid, _ in decision.placements])
 
     def _dirs(self, r: Reservation) -> tuple[int, ...]:
         """Direction indices of a reservation on *this* network (remapped if links changed)."""
@@ -148,10 +186,10 @@ class State:
 
 def dir_index(net: Network, link_id: str, from_site: str) -> int:
     """Direction index of `link_id` leaving `from_site`, or -1 when the link is gone."""
-    for i, lid in enumerate(net.link_ids):
-        if lid == link_id:
-            return 2 * i if net.dir_from[2 * i] == net.index.get(from_site, -1) else 2 * i + 1
-    return -1
+    i = net.link_index.get(link_id)
+    if i is None:
+        return -1
+    return 2 * i if net.dir_from[2 * i] == net.index.get(from_site, -1) else 2 * i + 1
 
 
 def _snap(x: float) -> float:

@@ -5,6 +5,12 @@
 path is the only I/O; every problem with the file becomes a `TopologyFileError` naming the
 file, the element (with its line where the format has lines) and the field. Defaults for
 missing fields are in `defaults.py` and docs/TOPOLOGY.md.
+
+`load_topology_with_warnings(path)` also returns what the file left to a default or a choice
+(a site of unknown country, a link at the default capacity, a capacity range read at its
+lower bound), one located message each: a silent default would decide what a residency rule
+admits or what a link is trusted to carry. The core does no I/O, so it returns them; the
+caller prints or logs them.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from .graphml import parse_graphml
 from .nodelink import parse_node_link
 from .sndlib import parse_sndlib
 
-__all__ = ["TopologyFileError", "load_topology", "load_demands", "detect_format"]
+__all__ = ["TopologyFileError", "load_topology", "load_topology_with_warnings", "load_demands",
+           "detect_format"]
 
 _BY_SUFFIX = {".graphml": "graphml", ".xml": "graphml", ".txt": "sndlib",
               ".sndlib": "sndlib", ".json": "nodelink"}
@@ -58,19 +65,25 @@ def detect_format(path: str | Path, data: bytes) -> str:
         element="document")
 
 
-def load_topology(path: str | Path) -> Topology:
-    """Read a topology file of any supported format into an immutable `Topology`."""
+def load_topology_with_warnings(path: str | Path) -> tuple[Topology, list[str]]:
+    """Read a topology file of any supported format, with the warnings in file order."""
     name, data = _read(path)
     fmt = detect_format(path, data)
+    warnings: list[str] = []
     if fmt == "graphml":
-        topo = parse_graphml(data, name)
+        topo = parse_graphml(data, name, warnings)
     elif fmt == "sndlib":
-        topo = parse_sndlib(_text(name, data), name).topology
+        topo = parse_sndlib(_text(name, data), name, warnings).topology
     else:
-        topo = parse_node_link(_text(name, data), name)
+        topo = parse_node_link(_text(name, data), name, warnings)
     if not topo.name:
         topo = replace(topo, name=Path(path).stem)
-    return topo
+    return topo, warnings
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read a topology file of any supported format into an immutable `Topology`."""
+    return load_topology_with_warnings(path)[0]
 
 
 def load_demands(path: str | Path) -> list[Demand]:

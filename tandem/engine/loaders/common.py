@@ -1,9 +1,17 @@
-"""Shared construction of `Site` and `Link` values with the documented defaults."""
+"""Shared construction of `Site` and `Link` values with the documented defaults.
+
+A site of unknown country keeps `jurisdiction == ""` (the data model's "not given", as in an
+inventory event without one; `jurisdiction.country` reads it as `UNKNOWN`). A link touching
+such a site lists `UNKNOWN` among the countries it crosses: it does cross a country nobody
+named, and code that reads only `Link.jurisdictions` must not see a known-only set.
+"""
 
 from __future__ import annotations
 
 import math
 
+from ..jurisdiction import country as canonical_country
+from ..jurisdiction import normalise
 from ..topology import Link, LinkKind, Site
 from .countries import CAPITALS
 from .defaults import (
@@ -26,7 +34,7 @@ def make_site(
         name=name or site_id,
         latitude=lat,
         longitude=lon,
-        jurisdiction=country,
+        jurisdiction=normalise(country),
         vcpus=DEFAULT_SITE_VCPUS,
         memory_gib=DEFAULT_SITE_MEMORY_GIB,
         storage_gib=DEFAULT_SITE_STORAGE_GIB,
@@ -53,7 +61,8 @@ def make_link(
             # and differ (same country gives no information: the default applies).
             ca, cb = CAPITALS.get(a.jurisdiction), CAPITALS.get(b.jurisdiction)
         latency_ms = fibre_latency_ms(ca, cb)
-    juris = frozenset(c for c in (a.jurisdiction, b.jurisdiction) if c)
+    # The countries of both endpoints; an unknown one stays in as UNKNOWN.
+    juris = frozenset(canonical_country(c) for c in (a.jurisdiction, b.jurisdiction))
     return Link(
         link_id=link_id,
         a=a.site_id,

@@ -2,8 +2,11 @@
 
 Jurisdiction rules in Tandem name ISO codes, while Topology Zoo writes English country names
 ("Czech Republic", "United States"). The table is data, kept here so that loading stays pure.
-A name not in it maps to "" (unknown), which no residency rule admits: unknown is never
-silently treated as allowed.
+A name not in it maps to "" here; the loaders then record the site's country as
+`jurisdiction.UNKNOWN`, which no residency or transit rule admits, and warn.
+
+Every code goes through `jurisdiction.normalise`, so the aliases "UK" and "EL" give GB and GR
+wherever a code is read (a `Country` field, an SNDlib ".uk" suffix, a GÉANT label).
 """
 
 from __future__ import annotations
@@ -80,6 +83,12 @@ def country_code(text: str) -> str:
         if code in ISO_CODES:
             return code
     return _BY_NAME.get(t.casefold(), "")
+
+
+def is_code(text: str) -> bool:
+    """True when `text` is written as a two-letter country code ("IE", "UK", "SL")."""
+    t = text.strip()
+    return len(t) == 2 and t.isalpha() and t.isascii() and normalise(t) in ISO_CODES
 
 
 def country_from_place(text: str) -> str:

@@ -8,8 +8,11 @@ Conventions (docs/TOPOLOGY.md):
 - Link id "<a>--<b>" with the endpoints in sorted order; parallel arcs of a multigraph are
   summed (a multigraph's parallel arcs are one pipe to the TE model), so ids stay unique.
 - Node fields read when present: "label"/"name", "latitude"/"Latitude"/"lat",
-  "longitude"/"Longitude"/"lon", "country"/"Country". Edge fields: "capacity" (Mbps, default
-  1000), "latency_ms"/"latency" (ms; default from coordinates).
+  "longitude"/"Longitude"/"lon", "country"/"Country" (a code or an English name; the only
+  source of a country: labels are names). No country, or one the loader does not know:
+  unknown ("", read as `UNKNOWN` by rules) and a warning. Edge fields: "capacity" (Mbps;
+  default 1000 with a warning naming the link), "latency_ms"/"latency" (ms; default from
+  coordinates).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..jurisdiction import UNKNOWN
 from ..topology import Link, Site, Topology
 from .common import coords_of, make_link, make_site, to_float
 from .countries import country_code
 from .defaults import DEFAULT_CAPACITY_MBPS
-from .errors import TopologyFileError
+from .errors import TopologyFileError, Warnings
 
 
 def _first(d: dict[str, Any], *names: str) -> tuple[str, Any]:
@@ -31,7 +35,30 @@ def _first(d: dict[str, Any], *names: str) -> tuple[str, Any]:
     return names[0], None
 
 
-def parse_node_link(text: str, path: str) -> Topology:
+def parse_node_link(text: str, path: str, warnings: list[str] | None = None) -> Topology:
+    """Parse node-link JSON; warnings (defaults taken, unknown countries) go to `warnings`."""
+    warn = Warnings(path)
+    try:
+        topo = _parse(text, path, warn)
+    finally:
+        if warnings is not None:
+            warnings.extend(warn.items)
+    return topo
+
+
+def _country(node: dict[str, Any], nid: str, element: str, warn: Warnings) -> str:
+    fld, raw = _first(node, "country", "Country")
+    code = country_code(str(raw)) if raw not in (None, "") else ""
+    if code:
+        return code
+    why = (f"{raw!r} is no country known to the loader" if raw not in (None, "")
+           else "no country field")
+    warn.add(f"country unknown ({UNKNOWN}) for site {nid!r}: {why}; no residency or transit "
+             "rule admits this site", element=element, field=fld)
+    return ""
+
+
+def _parse(text: str, path: str, warn: Warnings) -> Topology:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -69,9 +96,7 @@ def parse_node_link(text: str, path: str) -> Topology:
         if c is not None:
             coords[nid] = c
         _, label = _first(node, "label", "name")
-        _, country = _first(node, "country", "Country")
-        sites[nid] = make_site(nid, str(label or ""), c,
-                               country_code(str(country)) if country else "")
+        sites[nid] = make_site(nid, str(label or ""), c, _country(node, nid, element, warn))
 
     # (a, b) sorted → [cap a→b, cap b→a, latency or None]
     pipes: dict[tuple[str, str], list[Any]] = {}
@@ -94,6 +119,9 @@ def parse_node_link(text: str, path: str) -> Topology:
         cap = DEFAULT_CAPACITY_MBPS
         if edge.get("capacity") is not None:
             cap = to_float(edge["capacity"], path, element, "capacity", minimum=0.0)
+        else:
+            warn.add(f"arc {src!r}->{dst!r}: no capacity: default {DEFAULT_CAPACITY_MBPS:g} "
+                     "Mbps", element=element, field="capacity")
         lat_name, lat_raw = _first(edge, "latency_ms", "latency")
         latency = (to_float(lat_raw, path, element, lat_name, minimum=0.0)
                    if lat_raw is not None else None)

@@ -3,11 +3,14 @@
 Conventions (docs/TOPOLOGY.md):
 - SNDlib links are undirected: each becomes a link with the same capacity in both directions:
   the pre-installed capacity when > 0, else the largest module capacity (one module
-  installed), else 1000. Units are those of the file's META `unit` (MBITPERSEC: Mbps).
+  installed), else 1000 with a warning naming the link. Units are those of the file's META
+  `unit` (MBITPERSEC: Mbps).
 - cost_per_mbps = module cost / module capacity of that largest module (0 without modules).
 - Coordinates are given as (longitude latitude) — note the order.
-- Country: none in the format; a node id ending in ".xx" where xx is an ISO code (SNDlib's
-  GÉANT: "de1.de") gives it, otherwise unknown.
+- Country: none in the format; a node id ending in ".xx" where xx is an ISO code or an alias
+  (SNDlib's GÉANT: "de1.de"; "uk1.uk" is GB, ".el" would be GR) gives it. Otherwise
+  unknown ("", read as `UNKNOWN` by rules) with a warning naming the site ("ny1.ny": NY is no
+  country code).
 - Demands: one per DEMANDS entry, value in the file's unit; the routing unit and max path
   length are ignored.
 """
@@ -20,9 +23,10 @@ from dataclasses import dataclass
 from ..topology import Link, Site, Topology
 from ..traffic import Demand
 from .common import make_link, make_site, to_float
-from .countries import ISO_CODES
+from ..jurisdiction import UNKNOWN, normalise
+from .countries import is_code
 from .defaults import DEFAULT_CAPACITY_MBPS
-from .errors import TopologyFileError
+from .errors import TopologyFileError, Warnings
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
@@ -102,14 +106,26 @@ class SndlibNetwork:
 
 
 def _country(node_id: str) -> str:
+    """The ISO code of an id's ".xx" suffix (aliases mapped), else "" (unknown)."""
     if "." in node_id:
-        suffix = node_id.rsplit(".", 1)[1].upper()
-        if suffix in ISO_CODES:
-            return suffix
+        suffix = node_id.rsplit(".", 1)[1]
+        if is_code(suffix):
+            return normalise(suffix)
     return ""
 
 
-def parse_sndlib(text: str, path: str) -> SndlibNetwork:
+def parse_sndlib(text: str, path: str, warnings: list[str] | None = None) -> SndlibNetwork:
+    """Parse SNDlib native text; warnings (defaults taken, unknown countries) go to `warnings`."""
+    warn = Warnings(path)
+    try:
+        net = _parse(text, path, warn)
+    finally:
+        if warnings is not None:
+            warnings.extend(warn.items)
+    return net
+
+
+def _parse(text: str, path: str, warn: Warnings) -> SndlibNetwork:
     r = _Reader(_tokens(text), path)
     sites: dict[str, Site] = {}
     coords: dict[str, tuple[float, float]] = {}
@@ -154,7 +170,13 @@ def parse_sndlib(text: str, path: str) -> SndlibNetwork:
                                             field=fld, line=nid.line)
                 r.expect(")", el, ")")
                 coords[nid.text] = (lat, lon)
-                sites[nid.text] = make_site(nid.text, nid.text, (lat, lon), _country(nid.text))
+                country = _country(nid.text)
+                if not country:
+                    warn.add(f"country unknown ({UNKNOWN}): SNDlib names none and the id "
+                             "does not end in '.xx' with xx a country code; no residency or "
+                             "transit rule admits this site", element=el,
+                             field="node_id", line=nid.line)
+                sites[nid.text] = make_site(nid.text, nid.text, (lat, lon), country)
             r.expect(")", "NODES", ")")
         elif section == "LINKS":
             r.expect("(", "LINKS", "(")
@@ -181,6 +203,11 @@ def parse_sndlib(text: str, path: str) -> SndlibNetwork:
                 cost = best[1] / best[0] if best[0] > 0 else 0.0
                 if ends[0].site_id == ends[1].site_id:
                     continue
+                if pre <= 0 and best[0] <= 0:
+                    warn.add(f"link {lid.text!r} ({ends[0].site_id}-{ends[1].site_id}): no "
+                             "pre-installed capacity and no module: default capacity "
+                             f"{DEFAULT_CAPACITY_MBPS:g} per direction", element=el,
+                             field="pre_installed_capacity", line=lid.line)
                 links[lid.text] = make_link(lid.text, ends[0], ends[1], coords, cap, cap,
                                             cost_per_mbps=cost)
             r.expect(")", "LINKS", ")")

@@ -9,11 +9,8 @@ import pytest
 
 from tandem.engine.loaders import TopologyFileError, load_demands, load_topology
 from tandem.engine.loaders.countries import country_code, country_from_place
-from tandem.engine.loaders.defaults import (
-    FIBRE_KM_PER_MS,
-    capacity_from_label,
-    great_circle_km,
-)
+from tandem.engine.loaders.capacity import capacity_from_label
+from tandem.engine.loaders.defaults import FIBRE_KM_PER_MS, great_circle_km
 
 ZOO = """<?xml version="1.0" encoding="utf-8"?>
 <graphml xmlns="http://graphml.graphdrawing.org/xmlns">
