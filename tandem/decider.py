@@ -27,7 +27,6 @@ from typing import Any
 from tandem.engine.decide import decide
 from tandem.engine.decision import Decision, Explanation, Kind, Rejection
 from tandem.engine.react import react
-from tandem.engine.reoptimise import reoptimise
 from tandem.engine.state import State
 from tandem.engine.topology import Link, OperState, Topology
 from tandem.events import derived_id, meta_time, new_meta
@@ -39,8 +38,9 @@ from tandem.v1 import link_state_pb2, workload_pb2
 from tandem.addressing import Blocks
 from tandem.steps import plan as plan_steps
 from tandem.inventory import check_inventory
-from tandem.linkstate import check_link_state
+from tandem.linkstate import LinkOper, capacity_moments, check_link_state, link_factor
 from tandem.requests import check_request
+from tandem.rollout import Feedback, Rollout
 from tandem.validation import (EVENT_ID_REUSED, INVALID, PROCESSING_ERROR, REQUEST_ID_REUSED,
                                InvalidEvent, check_meta, check_ranges, decode, require)
 
@@ -78,40 +78,26 @@ _SCHEMAS: dict[str, type[Any]] = {"request": workload_pb2.RequestEvent,
                                   "link_state": link_state_pb2.LinkStateEvent}
 
 
-@dataclass
-class _LinkOper:
-    """A link's two independent conditions: operationally down (port status, NOC), and
-    outside its SLA band (telemetry), with the usable fraction of capacity while it is."""
-
-    down: bool = False
-    sla_factor: float | None = None
-
-    @property
-    def state(self) -> OperState:
-        if self.down:
-            return OperState.DOWN
-        return OperState.DEGRADED if self.sla_factor is not None else OperState.UP
-
-    @property
-    def factor(self) -> float:
-        return 1.0 if self.down or self.sla_factor is None else self.sla_factor
-
-
-class Decider:
+class Decider(Feedback):
     """The decider's whole state; `fold` is its only way to change."""
 
     def __init__(self) -> None:
         self.topology = Topology()
         self.state: State | None = None
-        self.oper: dict[str, _LinkOper] = {}
+        self.oper: dict[str, LinkOper] = {}
         # input id -> digest of its content; request id -> (decision id, digest of the order)
         self.inputs_folded: dict[str, bytes] = {}
         self.requests_answered: dict[str, tuple[str, bytes]] = {}
         # Address blocks of the workloads' groups (what their reservations match on).
         self.blocks = Blocks()
+        # The decision each workload had before its last one (what a failed change is rolled
+        # back to), and the staged re-optimisation being carried out, if any.
+        self.prior: dict[str, Decision] = {}
+        self.rollout: Rollout | None = None
         self.count = 0
         self._order = b""  # digest of the request being answered
         self._answered_now: list[str] = []  # request ids answered by the input being folded
+        self._prior_undo: list[tuple[str, Decision | None]] = []  # to undo a failed fold
         # Input ids and request ids added since the last snapshot took them (`take_new_ids`):
         # the dedupe maps only grow, so a snapshot stores each entry once.
         self.new_inputs: list[str] = []
@@ -186,7 +172,8 @@ class Decider:
         check_ranges(inp)
         which = inp.WhichOneof("input")
         require(which is not None, INVALID, "input: none of request, inventory, link_state, "
-                                            "reoptimise, tick, execution_failed is set")
+                                            "reoptimise, tick, execution_failed, "
+                                            "execution_done is set")
         topo = self.topology
         if which == "request":
             check_request(inp.request, topo.sites, now)
@@ -197,9 +184,13 @@ class Decider:
         elif which == "tick":
             require(inp.tick.HasField("at"), INVALID, "tick.at: missing")
             require(bool(inp.tick.reason), INVALID, "tick.reason: empty")
-        elif which == "execution_failed":
-            require(bool(inp.execution_failed.workload_id), INVALID,
-                    "execution_failed.workload_id: empty")
+        elif which in ("execution_failed", "execution_done"):
+            ev = getattr(inp, which)
+            require(bool(ev.workload_id), INVALID, f"{which}.workload_id: empty")
+            require(bool(ev.decision_id), INVALID, f"{which}.decision_id: empty")
+        elif which == "reoptimise":
+            t = inp.reoptimise.target_utilisation
+            require(0.0 <= t <= 1.0, INVALID, f"reoptimise.target_utilisation = {t}: not in 0..1")
 
     def fold(self, inp: decider_pb2.DeciderInput) -> Outputs:
         """Fold one (valid) input; all or nothing: if it raises, the state is as before."""
@@ -220,14 +211,19 @@ class Decider:
         # per-element dicts copied; request ids answered are undone key by key (that dict
         # grows with every request, too large to copy per input).
         saved = (self.topology, self.state, dict(self.oper), self.count,
-                 Blocks(dict(self.blocks.owned), set(self.blocks.used)))
-        self._answered_now = []
+                 Blocks(dict(self.blocks.owned), set(self.blocks.used)), self.rollout)
+        self._answered_now, self._prior_undo = [], []
         try:
             out = self._fold(inp, which)
         except BaseException:
-            (self.topology, self.state, self.oper, self.count, self.blocks) = saved
+            (self.topology, self.state, self.oper, self.count, self.blocks, self.rollout) = saved
             for rid in self._answered_now:
                 self.requests_answered.pop(rid, None)
+            for wid, was in reversed(self._prior_undo):
+                if was is None:
+                    self.prior.pop(wid, None)
+                else:
+                    self.prior[wid] = was
             raise
         self.inputs_folded[iid] = digest
         self.new_inputs.append(iid)
@@ -252,6 +248,8 @@ class Decider:
             self._change_topology(inp, self.topology, t, out)
         elif which == "execution_failed":
             self._on_execution_failed(inp, out)
+        elif which == "execution_done":
+            self._stage_progress(inp, inp.execution_done.decision_id, out)
         return out
 
     def fold_all(self, inputs: Iterable[decider_pb2.DeciderInput]) -> list[Outputs]:
@@ -286,13 +284,13 @@ class Decider:
         link = self.topology.links.get(ev.link_id)
         if link is None:  # validated upstream; the inventory may have removed it since
             return
-        old = self.oper.get(ev.link_id, _LinkOper())
+        old = self.oper.get(ev.link_id, LinkOper())
         if ev.state == link_state_pb2.OPER_STATE_DEGRADED:
-            oper = _LinkOper(old.down, _factor(link, ev.degradation))
+            oper = LinkOper(old.down, link_factor(link, ev.degradation))
         elif ev.sla:  # back inside the SLA band: says nothing about a DOWN port
-            oper = _LinkOper(old.down, None)
+            oper = LinkOper(old.down, None)
         else:
-            oper = _LinkOper(ev.state == link_state_pb2.OPER_STATE_DOWN, old.sla_factor)
+            oper = LinkOper(ev.state == link_state_pb2.OPER_STATE_DOWN, old.sla_factor)
         if oper == old and ev.link_id in self.oper:
             return  # both ends of a link report the same transition: nothing changes
         self.oper[ev.link_id] = oper
@@ -309,18 +307,6 @@ class Decider:
         reaction = react(before, topo, at)
         self.state = reaction.state
         for i, d in enumerate(reaction.decisions):
-            self._emit(inp, i, before.workloads.get(d.workload_id), d, out)
-
-    def _on_reoptimise(self, inp: decider_pb2.DeciderInput, out: Outputs) -> None:
-        if self.state is None or not self.state.workloads:
-            return
-        before = self.state
-        plan = reoptimise(before)
-        log.info("decider: re-optimisation moves %d reservations in %d stages; max utilisation "
-                 "%.3f -> %.3f", sum(len(s) for s in plan.stages), len(plan.stages),
-                 plan.max_util_before, plan.max_util_after)
-        self.state = plan.state
-        for i, d in enumerate(plan.decisions):
             self._emit(inp, i, before.workloads.get(d.workload_id), d, out)
 
     # ---------------------------------------------------------------------- requests
@@ -360,27 +346,20 @@ class Decider:
         self._emit(inp, 0, old, d, out)
         self.state = self.state.apply(d)
 
-    def _on_execution_failed(self, inp: decider_pb2.DeciderInput, out: Outputs) -> None:
-        """Carrying out a decision failed (the executor has undone its steps): the workload's
-        reservation is returned. A verdict about a decision that is no longer the workload's
-        last one changes nothing (a later decision replaced it)."""
-        ev = inp.execution_failed
-        old = self.state.workloads.get(ev.workload_id) if self.state is not None else None
-        if old is None or old.revision != ev.revision:
-            log.info("decider: execution failure of %s revision %d is stale: ignored",
-                     ev.workload_id, ev.revision)
-            return
-        assert self.state is not None
-        d = Decision(Kind.ROLLED_BACK, old.workload_id, old.tenant, old.request_id,
-                     revision=old.revision + 1,
-                     explanation=Explanation(f"rolled back: carrying out revision {ev.revision} "
-                                             f"failed: {ev.reason}"))
-        self._emit(inp, 0, old, d, out)
-        self.state = self.state.apply(d)
+    def _alarm(self, inp: decider_pb2.DeciderInput, text: str, severity: int,
+               out: Outputs, workload_id: str = "") -> None:
+        # A workload's alarm is one of many a link failure may raise: its decision says it.
+        log.log(logging.INFO if workload_id else logging.WARNING, "decider: %s", text)
+        out.alarms.append(alarms_pb2.Alarm(
+            meta=new_meta(SOURCE, inp.meta.correlation_id or inp.meta.event_id,
+                          derived_id("alarm", inp.meta.event_id, str(len(out.alarms))),
+                          meta_time(inp.meta)),
+            severity=severity, raised_by=SOURCE, workload_id=workload_id,  # type: ignore[arg-type]
+            text=text))
 
     # ------------------------------------------------------------------------ output
     def _emit(self, inp: decider_pb2.DeciderInput, index: int, old: Decision | None,
-              new: Decision, out: Outputs) -> None:
+              new: Decision, out: Outputs) -> decision_pb2.Decision:
         cause = inp.meta.event_id
         corr = inp.meta.correlation_id or cause
         at = meta_time(inp.meta)
@@ -393,8 +372,15 @@ class Decider:
             for group, _site, count in new.placements:
                 self.blocks.ensure(new.workload_id, group, count)
         msg.steps.extend(plan_steps(old, new, self.blocks, corr, at, msg.meta.event_id))
-        if new.kind in (Kind.RELEASED, Kind.PREEMPTED, Kind.ROLLED_BACK):
+        if not new.holds:
             self.blocks.release(new.workload_id)
+        if new.kind is not Kind.REJECTED:  # what a failure of `new` is rolled back to
+            wid = new.workload_id
+            self._prior_undo.append((wid, self.prior.get(wid)))
+            if old is not None and old.holds and new.holds and new.kind is not Kind.ROLLED_BACK:
+                self.prior[wid] = old
+            else:
+                self.prior.pop(wid, None)
         out.decisions.append(msg)
         if new.request_id and index == 0 and inp.WhichOneof("input") == "request":
             self.requests_answered[new.request_id] = (msg.meta.event_id, self._order)
@@ -410,27 +396,6 @@ class Decider:
                 reason=reason, decision_id=msg.meta.event_id, revision=new.revision,
                 steps=len(msg.steps)))
         if new.kind in (Kind.DEGRADED, Kind.PREEMPTED, Kind.ROLLED_BACK):
-            out.alarms.append(alarms_pb2.Alarm(
-                meta=new_meta(SOURCE, corr, derived_id("alarm", cause, str(index)), at),
-                severity=alarms_pb2.SEVERITY_MAJOR, raised_by=SOURCE,
-                workload_id=new.workload_id, text=new.explanation.summary))
-
-
-def _factor(link: Link, deg: link_state_pb2.Degradation) -> float:
-    """Usable fraction of capacity while degraded: from the effective capacity if given."""
-    nominal = max(link.capacity_ab_mbps, link.capacity_ba_mbps)
-    eff = max(deg.effective_capacity_ab_mbps, deg.effective_capacity_ba_mbps)
-    if eff > 0 and nominal > 0:
-        return min(1.0, eff / nominal)
-    return 1.0
-
-
-def capacity_moments(topology: Topology, since: float, until: float) -> list[tuple[float, str]]:
-    """Moments in (since, until] at which an announced capacity window starts or ends."""
-    out: list[tuple[float, str]] = []
-    for lid, link in topology.links.items():
-        for i, w in enumerate(link.capacity_schedule):
-            for t, what in ((w.start, "starts"), (w.end, "ends")):
-                if since < t <= until:
-                    out.append((t, f"link {lid} capacity window {i} {what}"))
-    return sorted(out)
+            self._alarm(inp, new.explanation.summary, alarms_pb2.SEVERITY_MAJOR, out,
+                        new.workload_id)
+        return msg

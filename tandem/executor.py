@@ -44,7 +44,9 @@ class Effects:
 
     commands: list[Command] = field(default_factory=list)
     statuses: list[D.WorkloadStatus] = field(default_factory=list)
-    failed: list[decider_pb2.DeciderInput] = field(default_factory=list)
+    # Verdicts for the decider (on `tandem.control`): ExecutionFailed, and ExecutionDone for a
+    # decision of a staged re-optimisation (the decider starts the next stage on them).
+    to_decider: list[decider_pb2.DeciderInput] = field(default_factory=list)
     # Workloads whose state changed (to persist); a workload absent from `Executor.states`
     # afterwards has none left (a tombstone).
     changed: set[str] = field(default_factory=set)
@@ -52,7 +54,7 @@ class Effects:
     def extend(self, other: Effects) -> None:
         self.commands += other.commands
         self.statuses += other.statuses
-        self.failed += other.failed
+        self.to_decider += other.to_decider
         self.changed |= other.changed
 
 
@@ -181,7 +183,7 @@ class Executor:
         job = st.running
         if job.compensating:  # undone: the decider returns the reservation
             d = job.decision
-            fx.failed.append(decider_pb2.DeciderInput(
+            fx.to_decider.append(decider_pb2.DeciderInput(
                 meta=new_meta(SOURCE, d.meta.correlation_id,
                               derived_id("execution-failed", d.meta.event_id), now),
                 execution_failed=decider_pb2.ExecutionFailed(
@@ -212,6 +214,13 @@ class Executor:
         phase = _DONE_PHASE.get(d.kind, D.WORKLOAD_PHASE_ACTIVE)
         fx.statuses.append(self._status(d, phase, "all steps acknowledged" if d.steps
                                         else "nothing to do", len(d.steps), now))
+        if d.plan_id:
+            fx.to_decider.append(decider_pb2.DeciderInput(
+                meta=new_meta(SOURCE, d.meta.correlation_id,
+                              derived_id("execution-done", d.meta.event_id), now),
+                execution_done=decider_pb2.ExecutionDone(
+                    workload_id=wid, decision_id=d.meta.event_id, revision=d.revision,
+                    plan_id=d.plan_id)))
 
     def _next(self, wid: str, now: float, fx: Effects) -> None:
         st = self.states[wid]

@@ -29,7 +29,7 @@ from tandem.decider import Decider
 from tandem.engine.network import Network
 
 # Bump when the decider's or the engine's pickled classes change shape.
-FORMAT = 2
+FORMAT = 3  # 3: the rollout and the prior decisions (for rollbacks) are part of the state
 _MAGIC_STATE = b"TDS" + bytes([FORMAT])
 _MAGIC_DELTA = b"TDD" + bytes([FORMAT])
 
@@ -76,7 +76,7 @@ def _loads(blob: bytes, magic: bytes) -> Any:
 def encode_state(d: Decider) -> bytes:
     """The engine state of `d` (everything but the dedupe maps)."""
     fields = {"topology": d.topology, "state": d.state, "oper": d.oper, "count": d.count,
-              "blocks": d.blocks}
+              "blocks": d.blocks, "prior": d.prior, "rollout": d.rollout}
     return _MAGIC_STATE + _dumps(fields)
 
 
@@ -94,6 +94,7 @@ def restore(state: bytes, deltas: list[bytes]) -> Decider:
     d = Decider()
     d.topology, d.state, d.oper = fields["topology"], fields["state"], fields["oper"]
     d.count, d.blocks = fields["count"], fields["blocks"]
+    d.prior, d.rollout = fields["prior"], fields["rollout"]
     for blob in deltas:
         inputs, answers = _loads(blob, _MAGIC_DELTA)
         d.inputs_folded.update(inputs)
@@ -108,7 +109,10 @@ def fingerprint(d: Decider) -> str:
     st = d.state
     h.update(repr((sorted(d.topology.sites), sorted(d.topology.links), d.count,
                    len(d.inputs_folded), len(d.requests_answered), sorted(d.blocks.owned.items()),
-                   sorted((k, v.state.value, v.factor) for k, v in d.oper.items()))).encode())
+                   sorted((k, v.state.value, v.factor) for k, v in d.oper.items()),
+                   sorted((k, v.revision) for k, v in d.prior.items()),
+                   None if d.rollout is None else (d.rollout.plan_id, d.rollout.stage,
+                                                   sorted(d.rollout.waiting)))).encode())
     if st is not None:
         h.update(repr((st.used, sorted(st.site_used.items()), sorted(st.workloads))).encode())
     return h.hexdigest()

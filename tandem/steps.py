@@ -37,14 +37,14 @@ STEP_NAMES = ("create VMs", "install new paths (transit and egress)", "switch ov
 
 
 def _paths(d: Decision | None) -> dict[str, Reservation]:
-    if d is None or d.kind in (Kind.RELEASED, Kind.PREEMPTED, Kind.REJECTED, Kind.ROLLED_BACK):
+    if d is None or not d.holds:
         return {}
     return {r.reservation_id: r for r in d.paths}
 
 
 def vms_of(d: Decision | None) -> dict[str, tuple[str, str, int]]:
     """vm name → (group id, site id, index within the group) of an admitted decision."""
-    if d is None or d.kind in (Kind.RELEASED, Kind.PREEMPTED, Kind.REJECTED, Kind.ROLLED_BACK):
+    if d is None or not d.holds:
         return {}
     out: dict[str, tuple[str, str, int]] = {}
     index: dict[str, int] = {}

@@ -5,8 +5,9 @@ Runs the pure `tandem.executor.Executor` in the worker's `executor` loop
 workload id with three partitions, so the worker that holds partition p of the decisions also
 holds partition p of both acknowledgement topics, and with them every fact about the workloads
 hashed there). Each batch is a transaction: the commands of the steps it starts (to each
-site's command topic), the workloads' statuses, an `ExecutionFailed` for the decider (on
-`tandem.control`) when a decision could not be carried out, and the new executor state of
+site's command topic), the workloads' statuses, the verdicts for the decider (on
+`tandem.control`: `ExecutionFailed` when a decision could not be carried out, `ExecutionDone`
+when a stage of a re-optimisation was), and the new executor state of
 every workload it touched (`tandem.executor-state`, compacted) — committed with the input
 offsets. A worker taking partition p over reads partition p of the state topic and resumes
 exactly where the last commit left it: no step is lost and none is sent twice. Every second
@@ -137,7 +138,7 @@ class ExecutorHandler:
                                 cmd.SerializeToString(), key=cmd.vm.vm_name.encode()))
         for st in fx.statuses:
             outs.append(Out(self.statuses, st.SerializeToString(), key=st.workload_id.encode()))
-        for inp in fx.failed:
+        for inp in fx.to_decider:
             outs.append(Out(self.control, inp.SerializeToString(), key=b"", partition=0))
         for wid in sorted(fx.changed):
             state = self.executor.states.get(wid)

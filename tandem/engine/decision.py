@@ -22,7 +22,9 @@ class Kind(str, Enum):
     REROUTED_AND_MIGRATED = "rerouted_and_migrated"
     PREEMPTED = "preempted"
     DEGRADED = "degraded"
-    # Carrying out the workload's last decision failed; its reservation is returned.
+    # Carrying out the workload's last decision failed and was undone: the workload is back on
+    # its previous decision's placements and paths (carried by this one), or holds nothing when
+    # there was none (a first placement).
     ROLLED_BACK = "rolled_back"
 
 
@@ -117,6 +119,14 @@ class Decision:
     @property
     def admitted(self) -> bool:
         return self.kind not in (Kind.REJECTED, Kind.RELEASED, Kind.ROLLED_BACK)
+
+    @property
+    def holds(self) -> bool:
+        """Whether the workload holds placements and paths after this decision (false for a
+        rejection, a release, a preemption, and a rollback of a first placement)."""
+        if self.kind in (Kind.REJECTED, Kind.RELEASED, Kind.PREEMPTED):
+            return False
+        return self.kind is not Kind.ROLLED_BACK or bool(self.placements)
 
     @property
     def priority(self) -> Priority:

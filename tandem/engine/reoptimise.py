@@ -10,6 +10,13 @@ path is added before any old one is removed, so a stage is admitted only if the 
 additions fits on top of the current load; after the stage the old paths are removed. Hence no
 link is ever over capacity at any step of the plan, whatever order the switches apply a stage
 in. Moves that can never be staged are dropped and reported.
+
+With a `target` utilisation the search stops as soon as the highest utilisation is at or below
+it (fewer moves, less churn); `Plan.target_met` says whether it got there. The decider carries
+the stages out one after the other (`tandem.rollout`): a stage's decisions are built by
+`stage_decisions` on the state as it is when the previous stage is done, after `fresh` has
+dropped the moves that no longer apply (the workload changed meanwhile, or the new path no
+longer fits) — the one place where a move becomes a decision.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass, replace
 from .decide import DEFAULT, Config, Solver
 from .decision import Action, ChangeStep, Decision, Explanation, Kind, Reservation
 from .network import Path
-from .routing import EPS, admissible
+from .routing import EPS, Fail, admissible
 from .state import State
 
 
@@ -43,6 +50,8 @@ class Plan:
     # The ten highest utilisations before and after, worst first (the headroom gained).
     top_before: tuple[float, ...] = ()
     top_after: tuple[float, ...] = ()
+    target: float = 0.0
+    target_met: bool = False
 
 
 def _util(state: State, used: list[float]) -> list[float]:
@@ -51,8 +60,9 @@ def _util(state: State, used: list[float]) -> list[float]:
 
 
 def reoptimise(state: State, max_moves: int = 50, hot_links: int = 10,
-               config: Config = DEFAULT) -> Plan:
-    """Plan moves off the `hot_links` most utilised directions; see the module docstring."""
+               config: Config = DEFAULT, target: float = 0.0) -> Plan:
+    """Plan moves off the `hot_links` most utilised directions until the highest utilisation
+    is at or below `target` (0: while a move helps); see the module docstring."""
     net = state.net
     used = list(state.used)
     before = max(_util(state, used), default=0.0)
@@ -61,6 +71,8 @@ def reoptimise(state: State, max_moves: int = 50, hot_links: int = 10,
     solvers: dict[str, Solver] = {}
     while len(moves) < max_moves:
         util = _util(state, used)
+        if target > 0 and max(util, default=0.0) <= target + EPS:
+            break
         hot_dirs = sorted((e for e in range(len(util)) if EPS < util[e] < float("inf")),
                           key=lambda e: (-util[e], e))[:hot_links]
         best: tuple[float, str, Reservation, Path] | None = None
@@ -90,7 +102,7 @@ def reoptimise(state: State, max_moves: int = 50, hot_links: int = 10,
             used[e] += r.bandwidth_mbps
         moves.append(Move(wid, r, new))
         moved[r.reservation_id] = p.dirs
-    return _stage(state, moves, before)
+    return _stage(state, moves, before, target)
 
 
 def _alternative(state: State, solvers: dict[str, Solver], dec: Decision, r: Reservation,
@@ -105,13 +117,15 @@ def _alternative(state: State, solvers: dict[str, Solver], dec: Decision, r: Res
         sv = solvers[dec.workload_id] = Solver(state, req, cfg)
     di = next(i for i, d in enumerate(req.demands) if d.demand_id == r.demand_id)
     d, t = req.demands[di], sv.targets[di]
+    if t.error:
+        return None
     net = state.net
     src, dst = net.index[r.sites[0]], net.index[r.sites[-1]]
     budget = d.max_latency_ms - t.access_ms if d.max_latency_ms > 0 else 0.0
     if d.max_latency_ms > 0 and budget <= 0:
         return None
     cands = admissible(net, src, dst, budget, sv.transit)
-    if isinstance(cands, str):
+    if isinstance(cands, Fail):
         return None
     siblings = [{e >> 1 for e in moved.get(o.reservation_id, state._dirs(o))} for o in dec.paths
                 if o.demand_id == r.demand_id and o.reservation_id != r.reservation_id]
@@ -132,7 +146,7 @@ def _alternative(state: State, solvers: dict[str, Solver], dec: Decision, r: Res
     return best
 
 
-def _stage(state: State, moves: list[Move], before: float) -> Plan:
+def _stage(state: State, moves: list[Move], before: float, target: float) -> Plan:
     cur = list(state.used)
     cap = state.net.cap
     pending = list(moves)
@@ -168,9 +182,20 @@ def _stage(state: State, moves: list[Move], before: float) -> Plan:
         steps += [ChangeStep(Action.REMOVE_PATH, m.workload_id, m.old.reservation_id)
                   for m in stage]
         pending = rest
-    done = [m for s in stages for m in s]
+    decisions, st = stage_decisions(state, [m for s in stages for m in s],
+                                    "re-optimised: moved {n} path(s) off the most loaded links")
+    ub, ua = _util(state, list(state.used)), _util(st, list(st.used))
+    after = max(ua, default=0.0)
+    return Plan(tuple(stages), tuple(steps), tuple(decisions), st, before, after,
+                tuple(pending), _top(ub), _top(ua), target, target > 0 and after <= target + EPS)
+
+
+def stage_decisions(state: State, moves: list[Move] | tuple[Move, ...],
+                    summary: str) -> tuple[list[Decision], State]:
+    """One REROUTED decision per workload for `moves` (its other paths unchanged), and the state
+    with them applied. `summary` is the explanation; "{n}" becomes the workload's move count."""
     by_wl: dict[str, list[Move]] = {}
-    for m in done:
+    for m in moves:
         by_wl.setdefault(m.workload_id, []).append(m)
     decisions: list[Decision] = []
     st = state
@@ -180,13 +205,42 @@ def _stage(state: State, moves: list[Move], before: float) -> Plan:
         paths = tuple(swap.get(r.reservation_id, r) for r in dec.paths)
         nd = replace(dec, kind=Kind.REROUTED, paths=paths, revision=dec.revision + 1,
                      max_latency_ms=max([dec.max_latency_ms] + [r.latency_ms for r in paths]),
-                     explanation=Explanation(f"re-optimised: moved {len(swap)} path(s) off "
-                                             "the most loaded links"))
+                     explanation=Explanation(summary.replace("{n}", str(len(swap)))))
         decisions.append(nd)
         st = st.apply(nd)
-    ub, ua = _util(state, list(state.used)), _util(st, list(st.used))
-    return Plan(tuple(stages), tuple(steps), tuple(decisions), st, before, max(ua, default=0.0),
-                tuple(pending), _top(ub), _top(ua))
+    return decisions, st
+
+
+def fresh(state: State, moves: tuple[Move, ...]) -> tuple[list[Move], list[tuple[Move, str]]]:
+    """The moves of a stage that still apply to `state`, and the others with the reason: the
+    workload's reservation changed since the plan (released, rerouted), a link of the new path
+    is gone or down, or the new path no longer fits (what was planned to be freed was not, or
+    others took it). The moves kept fit together, on top of the current load."""
+    cap = state.net.cap
+    add = [0.0] * len(cap)
+    keep: list[Move] = []
+    dropped: list[tuple[Move, str]] = []
+    for m in moves:
+        dec = state.workloads.get(m.workload_id)
+        if dec is None or m.old not in dec.paths:
+            dropped.append((m, f"{m.old.reservation_id} is no longer the workload's"))
+            continue
+        dirs = state._dirs(m.new)  # remapped if the topology changed since the plan
+        if len(dirs) != len(m.new.links):
+            dropped.append((m, "a link of the new path is gone"))
+            continue
+        own = set(state._dirs(m.old))
+        new_dirs = [e for e in dirs if e not in own]
+        if any(cap[e] <= EPS for e in new_dirs):
+            dropped.append((m, "a link of the new path is down"))
+            continue
+        if any(state.used[e] + add[e] + m.new.bandwidth_mbps > cap[e] + EPS for e in new_dirs):
+            dropped.append((m, "the new path no longer fits"))
+            continue
+        for e in new_dirs:
+            add[e] += m.new.bandwidth_mbps
+        keep.append(m)
+    return keep, dropped
 
 
 def _top(util: list[float]) -> tuple[float, ...]:

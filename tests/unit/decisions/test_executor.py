@@ -82,8 +82,8 @@ def test_a_refusal_undoes_what_was_done_in_reverse_and_hands_back() -> None:
     fx2 = None
     for c in undo:
         fx2 = ex.ack("w", c.command_id, True, "", 2.0)
-    assert fx2 is not None and len(fx2.failed) == 1
-    failed = fx2.failed[0].execution_failed
+    assert fx2 is not None and len(fx2.to_decider) == 1
+    failed = fx2.to_decider[0].execution_failed
     assert failed.workload_id == "w" and failed.revision == 0 and "refused" in failed.reason
     assert "w" not in ex.states
 
@@ -100,7 +100,7 @@ def test_timeouts_resend_then_fail() -> None:
         t += STEP_TIMEOUT_S + 1
     fx = ex.tick(t)
     assert fx.statuses[-1].phase == P.WORKLOAD_PHASE_FAILED and "timed out" in fx.statuses[-1].reason
-    assert fx.failed and not fx.commands  # nothing was done: nothing to undo
+    assert fx.to_decider and not fx.commands  # nothing was done: nothing to undo
 
 
 def test_decisions_of_one_workload_run_in_order_and_state_round_trips() -> None:

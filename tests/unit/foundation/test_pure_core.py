@@ -14,7 +14,7 @@ PURE = ["tandem.engine", "tandem.engine.decide", "tandem.engine.react", "tandem.
         "tandem.engine.baselines", "tandem.engine.milp", "tandem.engine.loaders",
         "tandem.engine.te", "tandem.engine.lp", "tandem.decider", "tandem.steps",
         "tandem.executor", "tandem.addressing", "tandem.validation", "tandem.inventory",
-        "tandem.snapshot"]
+        "tandem.snapshot", "tandem.check", "tandem.rollout"]
 # Frameworks and adapters that must not be reachable at all (transitively): the core knows
 # sites, links and workloads, never switch ports or the emulator.
 FORBIDDEN = ["faust", "aiokafka", "kafka", "grpc", "os_ken", "pyVmomi", "pyvmomi", "mode",
@@ -22,9 +22,11 @@ FORBIDDEN = ["faust", "aiokafka", "kafka", "grpc", "os_ken", "pyVmomi", "pyvmomi
 # Standard-library I/O the pure sources must not import themselves (scipy may, internally).
 IO_MODULES = {"socket", "subprocess", "asyncio", "urllib", "http", "requests", "threading"}
 PURE_FILES = sorted((REPO / "tandem" / "engine").rglob("*.py")) + [
-    REPO / "tandem" / f for f in ("decider.py", "steps.py", "executor.py", "addressing.py",
+    REPO / "tandem" / f for f in ("decider.py", "rollout.py", "steps.py", "executor.py",
+                                  "addressing.py",
                                   "validation.py", "events.py",
-                                  "inventory.py", "requests.py", "linkstate.py", "snapshot.py")]
+                                  "inventory.py", "requests.py", "linkstate.py", "snapshot.py",
+                                  "check.py")]
 
 
 @pytest.mark.parametrize("module", PURE)
