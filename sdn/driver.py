@@ -2,8 +2,8 @@
 
 Stands in for the stream processor's command side in the integration tests, the benchmarks
 and by-hand sessions (docs/SDN.md): it carries no policy, it only sends what it is given, step
-by step (each step acknowledged by every site before the next — see
-`tandem.sdn.paths.reroute_sequence`).
+by step (each step acknowledged by every site before the next, as the executor does with the
+steps of `tandem.steps`).
 """
 
 from __future__ import annotations

@@ -1,19 +1,18 @@
 """Drive reservations by hand on the emulated WAN (docs/SDN.md), standing in for the stream
-processor: fewest-hops paths, make-before-break steps over Kafka, acks printed.
+processor: fewest-hops paths (the engine's path search), egress before ingress, acks printed.
 
     python -m tandem.sdn.handdrive install --id r1 --src ams --dst waw --rate-kbps 8000
-    python -m tandem.sdn.handdrive reroute --id r1 --avoid ams--ber
+    python -m tandem.sdn.handdrive install --id r2 --src ams --dst waw --avoid ams--ber
     python -m tandem.sdn.handdrive remove --id r1
     python -m tandem.sdn.handdrive list
 
 With `--workload W --src-block CIDR --dst-block CIDR`, `install` speaks the core's terms
 instead: per site the links the traffic arrives and leaves by (`SiteCrossing`, no ports; each
 unit resolves them), matched on the workload's address blocks, acknowledged keyed by W.
-Such a reservation is not rerouted here (the core reroutes by installing a new reservation
-and removing the old one: do the same with install and remove).
+To move traffic by hand, do what the core does (`tandem.steps`, the one make-before-break
+order): install a new reservation on the new path, then remove the old one.
 
-What was installed is remembered in .local/sdn/hand.json (reservation → generation, path),
-so a reroute only needs the link to avoid.
+What was installed is remembered in .local/sdn/hand.json (reservation → path) for `list`.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ def _print_acks(acks: dict[str, Any], keys: dict[str, str] | None = None) -> boo
 async def _run(args: argparse.Namespace) -> int:
     from tandem.sdn.driver import SdnDriver
     from tandem.sdn.paths import (crossing_commands, install_commands, remove_command,
-                                  reroute_sequence, shortest_link_path)
+                                  shortest_link_path)
     from tandem.services.cli_wan import load_layout, load_state
     from tandem.streams.settings import Settings
 
@@ -95,32 +94,6 @@ async def _run(args: argparse.Namespace) -> int:
                                             if s != args.src], [cmds[args.src]]])
             book[args.id] = {"gen": 1, "src": args.src, "dst": args.dst, "path": path,
                              "rate": args.rate_kbps, "workload": args.workload}
-        elif args.cmd == "reroute":
-            r = book[args.id]
-            if r.get("workload"):
-                print(f"{args.id} belongs to workload {r['workload']}: install a new reservation "
-                      "and remove this one (the core's way)", file=sys.stderr)
-                return 1
-            path = shortest_link_path(layout, r["src"], r["dst"], args.avoid)
-            if not path:
-                print(f"no path avoiding {args.avoid}", file=sys.stderr)
-                return 1
-            print(f"{args.id}: g{r['gen']} {' '.join(r['path'])} → g{r['gen'] + 1} "
-                  f"{' '.join(path)}")
-            steps = reroute_sequence(layout, reservation_id=args.id, old_generation=r["gen"],
-                                     old_src=r["src"], old_link_path=r["path"],
-                                     new_generation=r["gen"] + 1, new_link_path=path,
-                                     ipv4_src=hosts[r["src"]], ipv4_dst=hosts[r["dst"]],
-                                     rate_kbps=r["rate"])
-            acks = {}
-            for name, step in zip(("new path", "switch-over", "old path removed"), steps):
-                print(f" {name}:")
-                got = await driver.run_steps([step])
-                _print_acks(got)
-                acks.update(got)
-            book[args.id] = {**r, "gen": r["gen"] + 1, "path": path}
-            _save(book)
-            return 0
         else:  # remove
             acks = await driver.run_steps([[remove_command(s, args.id) for s in layout.dpids]])
             book.pop(args.id, None)
@@ -147,9 +120,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="send by crossings (links only) for this workload, as the core does")
     a.add_argument("--src-block", default="", help="with --workload: source address block")
     a.add_argument("--dst-block", default="", help="with --workload: target address block")
-    b = sub.add_parser("reroute")
-    b.add_argument("--id", required=True)
-    b.add_argument("--avoid", action="append", default=[])
     r = sub.add_parser("remove")
     r.add_argument("--id", required=True)
     sub.add_parser("list")

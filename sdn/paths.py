@@ -6,9 +6,10 @@ Two forms, for two kinds of sender:
   ports: each site's control unit resolves links to its switch's ports from the inventory
   (`tandem.sdn.crossing`). The core builds its crossings itself (`tandem.steps`); this is the
   same thing for tests and tools that stand in for it;
-- switch-level (`install_commands`, `reroute_sequence`): hops with datapath ids and ports from
-  the emulated WAN's layout, for the hand-driven tools and benchmarks (`handdrive`,
-  `bench/sdn_*`), which drive switches directly.
+- switch-level (`install_commands`): hops with datapath ids and ports from the emulated WAN's
+  layout, for the hand-driven tools and benchmarks (`handdrive`, `bench/sdn_flows`), which
+  drive switches directly. A reroute is never switch-level: the core installs a new
+  reservation and removes the old one, in the one make-before-break order (`tandem.steps`).
 """
 
 from __future__ import annotations
@@ -177,64 +178,18 @@ def remove_command(site: str, reservation_id: str, generation: int = 0) -> Any:
     return cmd
 
 
-def reroute_sequence(
-    layout: WanLayout,
-    *,
-    reservation_id: str,
-    old_generation: int,
-    old_src: str,
-    old_link_path: Sequence[str],
-    new_generation: int,
-    new_link_path: Sequence[str],
-    **match_and_rate: Any,
-) -> list[list[Any]]:
-    """Make-before-break across sites, as steps of commands; each step must be acknowledged
-    by every site in it before the next is sent:
-
-    1. the new generation on the non-ingress sites of the new path,
-    2. the new generation on the ingress site (the switch-over),
-    3. `RemovePath(old generation)` on every site of the old path (leftover old entries).
-    """
-    new = install_commands(
-        layout, reservation_id=reservation_id, generation=new_generation, src=old_src,
-        link_path=new_link_path, **match_and_rate,
-    )
-    step1 = [cmd for site, cmd in reversed(new.items()) if site != old_src]  # egress first
-    step2 = [new[old_src]]
-    old_sites = [s for s, _, _ in site_hops(layout, old_link_path, old_src)]
-    step3 = [remove_command(s, reservation_id, old_generation) for s in old_sites]
-    for cmd in step3:
-        cmd.command_id += f"/after-g{new_generation}"
-    return [step1, step2, step3]
-
-
 def shortest_link_path(layout: WanLayout, src: str, dst: str,
                        exclude: Sequence[str] = ()) -> list[str]:
-    """Fewest-hops link path (ties broken by link ids), avoiding `exclude`; [] if none.
-    Only for drivers standing in for the engine (tests, benchmarks, by-hand sessions)."""
-    from collections import deque
+    """Fewest-hops link path avoiding `exclude`; [] if none. The engine's one path search
+    (`tandem.engine.paths`) on the layout's sites and links, for the drivers that stand in for
+    the engine (the hand driver, tests)."""
+    from tandem.engine.paths import finder
+    from tandem.engine.topology import Link, Site, Topology
 
-    prev: dict[str, tuple[str, str]] = {}
-    seen = {src}
-    todo = deque([src])
-    while todo:
-        site = todo.popleft()
-        if site == dst:
-            break
-        for lid in sorted(layout.links):
-            l = layout.links[lid]
-            if lid in exclude or site not in (l.site_a, l.site_b):
-                continue
-            nxt = l.other(site)
-            if nxt not in seen:
-                seen.add(nxt)
-                prev[nxt] = (site, lid)
-                todo.append(nxt)
-    if dst not in seen or src == dst:
+    topo = Topology(sites={s: Site(s) for s in layout.dpids},
+                    links={l.link_id: Link(l.link_id, l.site_a, l.site_b, 1.0, 1.0)
+                           for l in layout.links.values()})
+    if src not in topo.sites or dst not in topo.sites:
         return []
-    path: list[str] = []
-    site = dst
-    while site != src:
-        site, lid = prev[site]
-        path.append(lid)
-    return path[::-1]
+    path = finder(topo, "hops").shortest(src, dst, exclude_links=exclude)
+    return [] if path is None else list(path.links)

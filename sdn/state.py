@@ -16,10 +16,11 @@ each confirmed by a barrier before the next starts:
 4. strict deletes of old entries that nothing overwrote (they carry the old cookie);
 5. deletes of meters no longer used.
 
-Across sites, make-before-break needs the orchestrator's order: install the new generation
-on the non-ingress sites (egress first; they keep the old generation's entries), then on the
-ingress site (switch-over, then its old entries go), then `RemovePath(generation=old)` on the
-sites of the old path. `tandem.sdn.paths.reroute_sequence` produces that order.
+Across sites, make-before-break needs the orchestrator's order: the new entries on the
+non-ingress sites first, then on the ingress site (the switch-over), then the old ones removed
+from the sites of the old path. `tandem.steps` produces that order (the core reroutes under a
+new reservation id; a new generation of one reservation, handled above, is the same change
+within one site).
 """
 
 from __future__ import annotations

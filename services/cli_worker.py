@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
 def _settings(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -54,9 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _common(r)
     r.set_defaults(func=cmd_replay)
     o = sub.add_parser("reoptimise", help="ask the decider to re-route reservations off the "
-                                          "most loaded links (staged, make-before-break)")
+                                          "most loaded links (staged, make-before-break; one "
+                                          "stage at a time, each carried out before the next)")
     _common(o)
-    o.add_argument("--target", type=float, default=0.0, help="target max utilisation (0..1)")
+    o.add_argument("--target", type=float, default=0.0,
+                   help="stop once the most used link is at or under this utilisation (0..1; "
+                        "0: move while a move lowers it)")
     o.set_defaults(func=cmd_reoptimise)
 
 
@@ -143,6 +147,9 @@ def cmd_reoptimise(args: argparse.Namespace) -> int:
     from tandem.streams import topics as T
     from tandem.v1 import decider_pb2
 
+    if not 0.0 <= args.target <= 1.0:
+        print(f"--target {args.target}: a utilisation between 0 and 1", file=sys.stderr)
+        return 2
     settings = _settings(args)
     order = decider_pb2.DeciderInput(meta=new_meta("cli/reoptimise"),
                                      reoptimise=decider_pb2.ReoptimiseOrder(
@@ -158,8 +165,10 @@ def cmd_reoptimise(args: argparse.Namespace) -> int:
             await producer.stop()
 
     asyncio.run(send())
-    print(f"re-optimisation ordered ({order.meta.event_id}); decisions follow on "
-          f"{T.SPECS[T.DECISIONS_BASE].name(settings.topic_prefix)}")
+    target = f"target max utilisation {args.target:.0%}" if args.target else "no target"
+    print(f"re-optimisation ordered ({order.meta.event_id}, {target}); each stage's decisions "
+          f"follow on {T.SPECS[T.DECISIONS_BASE].name(settings.topic_prefix)} once the previous "
+          "stage is carried out; a refusal or the outcome comes as an alarm")
     return 0
 
 

@@ -15,7 +15,7 @@ import pytest
 from sdn_itest_util import Flow, collect, dump_flows, dump_meters, port_tx_bytes, sh
 
 from tandem.sdn.intents import TrafficMatch, cookie_for, priority_for
-from tandem.sdn.paths import install_commands, remove_command, reroute_sequence, site_hops
+from tandem.sdn.paths import install_commands, remove_command, site_hops
 from tandem.v1 import commands_pb2 as c
 from tandem.v1 import inventory_pb2, link_state_pb2, telemetry_pb2
 
@@ -138,19 +138,16 @@ async def test_link_down_moves_traffic_and_removes_old_entries(driver, layout, w
             lambda e: e.link_id == "ams--ber" and e.state == link_state_pb2.OPER_STATE_DOWN
             and e.meta.time.seconds >= int(t_down) - 1)
         assert events, "no link-down event on Kafka"
-        # stand-in for the stream processor's decision: fewest hops avoiding the link
+        # stand-in for the engine's decision: the engine's path search, fewest hops avoiding
+        # the link; carried out the core's way: a new reservation, then the old one removed
         new_path = shortest_link_path(layout, "ams", "waw", exclude=["ams--ber"])
         assert new_path == VIA_PAR
-        steps = reroute_sequence(layout, reservation_id="r-move", old_generation=1,
-                                 old_src="ams", old_link_path=VIA_BER, new_generation=2,
-                                 new_link_path=new_path, ipv4_src=HOST["ams"],
-                                 ipv4_dst=HOST["waw"], rate_kbps=10000)
-        acks = await driver.run_steps(steps)
-        assert all(a.status in OK_STATES for a in acks.values()), acks
+        await reserve(driver, layout, "r-moved", new_path, 10000)
+        await release(driver, layout, "r-move", ["ams", "ber", "waw"])
         for site in ("ams", "ber", "waw"):
             assert not flows_of(wan["sites"][site]["bridge"], "r-move", 1), site
         for site in ("ams", "par", "vie", "waw"):
-            assert len(flows_of(wan["sites"][site]["bridge"], "r-move", 2)) == 1, site
+            assert len(flows_of(wan["sites"][site]["bridge"], "r-moved", 1)) == 1, site
         res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST["waw"], 4, 2)
         assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
         # LLDP no longer hears ber on ams port 2: visible as a missing link
@@ -162,7 +159,7 @@ async def test_link_down_moves_traffic_and_removes_old_entries(driver, layout, w
         assert obs and obs[0].observed.link_id == "ams--ber"
     finally:
         sh("ip", "link", "set", veth, "up")
-    await release(driver, layout, "r-move", ["ams", "par", "vie", "waw"])
+    await release(driver, layout, "r-moved", ["ams", "par", "vie", "waw"])
 
 
 async def test_lldp_sees_the_declared_links(kafka_bootstrap, sdn_prefix, units):

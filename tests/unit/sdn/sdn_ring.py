@@ -32,6 +32,7 @@ class FakeWan:
         for s, dp in RING.dpids.items():
             self.books[s].learn_layout(RING)
             self.reconcile(s)
+        self.after_each_msg = lambda: None
 
     def reconcile(self, site: str):
         from tandem.sdn.reconcile import diff
@@ -47,6 +48,7 @@ class FakeWan:
         for op in plan.ops:
             assert SITE_OF_DP[op.dpid] == cmd.site_id
             self.net.apply(op.dpid, [op.to_msg()])
+            self.after_each_msg()
         return plan
 
     def walk(self, site: str, pkt: dict):
