@@ -30,7 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .jurisdiction import UNKNOWN, country
-from .paths import ByteArray, FloatArray, Graph, Hop
+from .graph import Graph, Hop
+from .kernels import ByteArray, FloatArray
 from .topology import Link, SiteState, Topology
 
 # Fibre: light travels ~200 km per ms; cables are ~1.5 times longer than the great circle.
@@ -49,10 +50,8 @@ class Path:
     # `UNKNOWN` for any site or link whose country is not known.
     countries: frozenset[str]
     cost_per_mbps: float
-
-    @property
-    def links(self) -> tuple[int, ...]:
-        return tuple(d >> 1 for d in self.dirs)
+    # Link index of each hop (`dirs[i] >> 1`), stored: disjointness checks ask for it often.
+    links: tuple[int, ...]
 
 
 def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -359,7 +358,7 @@ class Network:
             countries = c.decoded[mask] = frozenset(
                 name for b, name in enumerate(c.names) if mask >> b & 1)
         return Path(nodes, dirs, sum([self.link_lat[i] for i in links]), countries,
-                    sum([self.link_cost[i] for i in links]))
+                    sum([self.link_cost[i] for i in links]), tuple(links))
 
     # ----------------------------------------------------------------------- user locations
     def entry_site(self, lat: float, lon: float) -> tuple[int, float] | None:

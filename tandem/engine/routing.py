@@ -30,7 +30,7 @@ import numpy as np
 
 from .jurisdiction import UNKNOWN, describe
 from .network import Network, Path
-from .paths import FloatArray
+from .kernels import FloatArray
 
 EPS = 1e-6
 MAX_UTIL_FOR_WEIGHT = 0.95
@@ -334,9 +334,9 @@ def _diverse(res: list[float], scored: list[tuple[float, float, tuple[int, ...],
     fits = [t for t in scored if min(res[d] for d in t[3].dirs) >= bw - EPS]
     best: tuple[float, int, int] | None = None
     for i in range(len(fits)):
-        li = {d >> 1 for d in fits[i][3].dirs}
+        li = set(fits[i][3].links)
         for j in range(i + 1, len(fits)):
-            if li.isdisjoint(d >> 1 for d in fits[j][3].dirs):
+            if li.isdisjoint(fits[j][3].links):
                 tot = fits[i][0] + fits[j][0]
                 if best is None or tot < best[0]:
                     best = (tot, i, j)
