@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar
 
 
 class DriverError(Exception):
@@ -83,7 +82,9 @@ class Driver(abc.ABC):
     """A site's hypervisor. Methods may block (the unit runs them in a thread)."""
 
     kind: str = ""
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    # What this hypervisor can promise (a class default; a driver may set its own per
+    # connection, e.g. libvirt's test driver reports addresses a real host may not).
+    capabilities: Capabilities = Capabilities()
 
     @abc.abstractmethod
     def capacity(self) -> Capacity: ...

@@ -299,7 +299,8 @@ class DriverContract:
     # -- addresses -----------------------------------------------------------------------
     def test_addresses(self, driver: Driver, names: list[str]) -> None:
         given = self.make(driver, names[0], ADDRESS).vm
-        assert given is not None and given.addresses[:1] == (ADDRESS,), given.addresses
+        assert given is not None
+        assert given.addresses[:1] == (ADDRESS,), given.addresses
         got = driver.get(names[0])
         assert got is not None and got.addresses[:1] == (ADDRESS,)
         bare = self.make(driver, names[1]).vm
