@@ -152,3 +152,98 @@ def test_nova_latency_then_cspf_rejects_for_bandwidth_when_every_path_is_full() 
     j = decide(st, big)
     assert j.kind is Kind.PLACED and len(j.paths) == 2
     assert not st.apply(j).over_reserved()
+
+
+def _all_pairs(topo: Topology) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
+    """Shortest latency between all sites (Floyd–Warshall) and the cost per Mbps of that path,
+    computed here from the topology alone."""
+    ids = sorted(topo.sites)
+    inf = float("inf")
+    lat = {(a, b): (0.0 if a == b else inf) for a in ids for b in ids}
+    cost = {(a, b): 0.0 for a in ids for b in ids}
+    for ln in topo.links.values():
+        for a, b in ((ln.a, ln.b), (ln.b, ln.a)):
+            if ln.latency_ms < lat[a, b]:
+                lat[a, b], cost[a, b] = ln.latency_ms, ln.cost_per_mbps
+    for k in ids:
+        for a in ids:
+            for b in ids:
+                if lat[a, k] + lat[k, b] < lat[a, b] - 1e-12:
+                    lat[a, b] = lat[a, k] + lat[k, b]
+                    cost[a, b] = cost[a, k] + cost[k, b]
+    return lat, cost
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pla_is_exact_against_enumeration(seed: int) -> None:
+    """PLA's tensor solve finds the optimum (price, then Mbps x latency) of an exhaustive
+    enumeration of every assignment, on random federations part-filled by earlier workloads."""
+    from itertools import product
+
+    from tandem.engine.baselines import pla_place
+    from tandem.engine.decide import DEFAULT, Solver
+    from tandem.engine.workgen import generate
+
+    from joint_fixtures import random_topology
+
+    topo = random_topology(seed, n=6)
+    lat, cost = _all_pairs(topo)
+    st = State.empty(topo)
+    checked = 0
+    for req in generate(topo, 30, seed, net=st.net):
+        solver = Solver(st, req, DEFAULT)
+        cands = solver.candidates()
+        got = pla_place(solver)
+        if isinstance(cands, tuple):
+            assert isinstance(got[0], str)
+            continue
+        ids = st.net.site_ids
+        best: tuple[float, float] | None = None
+        for combo in product(*cands):
+            sites = [ids[s] for s in combo]
+            if any(len({sites[req.groups.index(req.group(g))] for g in aa}) < len(aa)
+                   for aa in req.rules.anti_affinity):
+                continue
+            used: dict[str, list[float]] = {}
+            for g, s in zip(req.groups, sites):
+                u = used.setdefault(s, [0.0, 0.0, 0.0])
+                for i, x in enumerate(g.total):
+                    u[i] += x
+            if any(any(u[i] > st.site_free(s)[i] + 1e-6 for i in range(3))
+                   for s, u in used.items()):
+                continue
+            price = sum(g.count * g.vcpus * topo.sites[s].cost_per_vcpu_hour
+                        for g, s in zip(req.groups, sites))
+            wl, ok = 0.0, True
+            for d in req.demands:
+                a = sites[[g.group_id for g in req.groups].index(d.from_group)]
+                b = (sites[[g.group_id for g in req.groups].index(d.to_group)]
+                     if d.to_group else d.to_site)
+                if lat[a, b] == float("inf") or (
+                        d.max_latency_ms > 0 and lat[a, b] > d.max_latency_ms + 1e-9):
+                    ok = False
+                    break
+                price += d.bandwidth_mbps * cost[a, b]
+                wl += d.bandwidth_mbps * lat[a, b]
+            if ok and (best is None or price < best[0] - 1e-9
+                       or (abs(price - best[0]) <= 1e-9 and wl < best[1] - 1e-9)):
+                best = (price, wl)
+        if best is None:
+            assert isinstance(got[0], str), (req.workload_id, got)
+            continue
+        assert not isinstance(got[0], str), (req.workload_id, got, best)
+        sites = [ids[int(s)] for s in got]
+        price = sum(g.count * g.vcpus * topo.sites[s].cost_per_vcpu_hour
+                    for g, s in zip(req.groups, sites))
+        wl = 0.0
+        for d in req.demands:
+            a = sites[[g.group_id for g in req.groups].index(d.from_group)]
+            b = (sites[[g.group_id for g in req.groups].index(d.to_group)]
+                 if d.to_group else d.to_site)
+            price += d.bandwidth_mbps * cost[a, b]
+            wl += d.bandwidth_mbps * lat[a, b]
+        assert price == pytest.approx(best[0], abs=1e-6) and wl == pytest.approx(best[1], abs=1e-6)
+        checked += 1
+        dec = decide_pla_cspf(st, req)
+        st = st.apply(dec)  # fill the federation: later requests see less compute
+    assert checked >= 5
