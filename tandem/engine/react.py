@@ -76,7 +76,8 @@ def react(state: State, topology: Topology, at: float | None = None,
     over = set(st.over_reserved())
     affected = _pick_affected(st, over)
     stranded = sorted(w for w, d in st.workloads.items()
-                      if w not in affected and any(s in gone for _, s, _ in d.placements))
+                      if w not in affected and any(s in gone for _, s, _ in d.placements)
+                      ) if gone else []
     decisions: list[Decision] = []
     steps: list[ChangeStep] = []
     order = sorted(affected + stranded, key=lambda w: (-st.workloads[w].priority, w))
@@ -119,7 +120,9 @@ def _pick_affected(st: State, over: set[int]) -> list[str]:
     excess = {e: st.used[e] - st.net.cap[e] for e in over}
     touching: list[tuple[int, float, str]] = []
     load: dict[str, dict[int, float]] = {}
-    for wid, dec in st.workloads.items():
+    users = st.users()  # only the workloads on an over-full direction, not all of them
+    for wid in sorted(set().union(*(users.get(e, ()) for e in over))):
+        dec = st.workloads[wid]
         on: dict[int, float] = {}
         for r in dec.paths:
             for e in st._dirs(r):
@@ -291,7 +294,9 @@ def _victims(st: State, old: Decision, broken: set[str]) -> list[tuple[tuple[int
             for p in sv.net.paths(src, dst):
                 dirs |= set(p.dirs)
     out = []
-    for wid, dec in st.workloads.items():
+    users = st.users()  # the workloads on those directions, not all of them
+    for wid in sorted(set().union(*(users.get(e, ()) for e in dirs))):
+        dec = st.workloads[wid]
         if wid == old.workload_id or dec.priority >= old.priority:
             continue
         share = sum(r.bandwidth_mbps for r in dec.paths if dirs.intersection(st._dirs(r)))
