@@ -48,7 +48,8 @@ from tandem.streams.agents.noc_mirror import to_json
 from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams.deadletter import dead_letter
 from tandem.streams.readback import partitions_of
-from tandem.streams.txloop import FAILPOINTS_ENV, Failpoints, Out, Record
+from tandem.streams.txloop import (FAILPOINTS_ENV, Failpoints, Out, Record,
+                                   transactional_producer)
 
 log = logging.getLogger(__name__)
 CONSUMER = "decider"
@@ -162,10 +163,7 @@ def _make_service(loop: DeciderLoop) -> type[Service]:
 
     async def _take_over() -> None:
         started = time.monotonic()
-        producer = AIOKafkaProducer(
-            bootstrap_servers=loop.broker, transactional_id=f"{loop.app_id}.decider", acks="all",
-            enable_idempotence=True, linger_ms=0, retry_backoff_ms=10,
-            transaction_timeout_ms=30_000, max_request_size=64 * 1024 * 1024)
+        producer = transactional_producer(loop.broker, f"{loop.app_id}.decider")
         await producer.start()  # fences the previous holder, completes or aborts its batch
         inputs = AIOKafkaConsumer(
             bootstrap_servers=loop.broker, group_id=loop.inputs_group, enable_auto_commit=False,
