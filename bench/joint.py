@@ -365,11 +365,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print(f"\nat load {summary['high_load']:g} (target joint ÷ best baseline ≥ {TARGET}):")
     for case, v in summary["cases"].items():
         rej = v["best_rejections"]
-        lost = sum(x["mbps"] for k, x in rej.items() if k.endswith("joint_admits"))
+        lost = (f"{sum(x['mbps'] for k, x in rej.items() if k.endswith('joint_admits')):.0f} Mbps"
+                if rej else "not measured (--no-gain)")
         print(f"  {case:<34} median x{v['median_joint_over_best']:.2f}  "
               f"min x{v['min_joint_over_best']:.2f}  best {v['best_baselines']}  "
               f"Mbps-hops/Mbps joint {v['joint_mbps_hops_per_mbps']:.2f} vs "
-              f"{v['best_mbps_hops_per_mbps']:.2f}; placement-first losses {lost:.0f} Mbps")
+              f"{v['best_mbps_hops_per_mbps']:.2f}; placement-first losses {lost}")
     if "overall" in summary:
         o = summary["overall"]
         print(f"  overall: min x{o['min_joint_over_best']:.2f}, median "
