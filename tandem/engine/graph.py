@@ -18,12 +18,15 @@ import numpy as np
 from scipy.sparse import csr_matrix  # type: ignore[import-untyped]
 from scipy.sparse.csgraph import dijkstra as _sp_dijkstra  # type: ignore[import-untyped]
 
-from .kernels import (INF, ByteArray, FloatArray, IntArray, astar, disjoint_sweep, walk, yen)
+from .kernels import (INF, ByteArray, FloatArray, IntArray, astar, disjoint_sweep, sweep_many,
+                      walk, yen)
 
 # Reverse breadth-first check before each disjoint search: a target cut off behind a small
 # set of nodes is recognised after visiting at most this many, instead of exhausting the
 # (large) source side of the graph.
 _CUT_PROBE = 64
+# Sources swept together by `all_disjoint` (their output rows: 16 x 32 x k x n integers).
+_CHUNK = 16
 # Candidate tuple of a search: (node sequence, arc sequence).
 Hop = tuple[tuple[int, ...], tuple[int, ...]]
 
@@ -54,7 +57,7 @@ class Graph:
         self.G = fwd + (self.tails, self.heads)
         self.R = rev
         self.stamp = 0
-        cap = n + len(ids) + 1
+        cap = self._heap = n + len(ids) + 1
         i64, f64 = np.int64, np.float64
         self.W = (np.zeros(m // 2 + 1, i64), np.zeros(n, i64), np.zeros(m, i64), np.zeros(n, f64),
                   np.zeros(n, f64), np.zeros(n, i64), np.zeros(n, i64), np.zeros(n, i64),
@@ -181,13 +184,31 @@ class Graph:
     def all_disjoint(self, k: int) -> tuple[IntArray, IntArray]:
         """Up to k greedy link-disjoint paths from every node to every other, as flat arrays:
         (arcs of every path, each followed by -1, in (source, target) order; paths per pair,
-        `count[s * n + t]`). One compiled sweep per source; the bounds of every target come
-        from one all-pairs Dijkstra; a bridge on the first path ends a pair at once."""
+        `count[s * n + t]`). One compiled sweep per source, sources in parallel on all cores
+        (`kernels.sweep_many`; the result is the same as one by one); the bounds of every
+        target come from one all-pairs Dijkstra; a bridge on the first path ends a pair at
+        once."""
         n = self.n
         bounds = self.distances(list(range(n)), to=True)  # bounds[t, v] = dist v → t
         bridge, targets = self.bridges(), np.arange(n, dtype=np.int64)
-        if len(self._out) < 32 * k * n:  # room for paths of ~32 hops: rarely grown again
-            self._out = np.zeros(32 * k * n, dtype=np.int64)
-        sweeps = [self._sweep(s, targets, bounds, k, None, self._none, self._none, bridge)
-                  for s in range(n)]
-        return np.concatenate([f for f, _ in sweeps]), np.concatenate([c for _, c in sweeps])
+        width = 32 * k * n  # room for paths of ~32 hops: a source rarely needs more
+        rows = np.zeros((min(_CHUNK, n), width), dtype=np.int64)
+        flats: list[IntArray] = []
+        counts: list[IntArray] = []
+        for c0 in range(0, n, _CHUNK):
+            src = np.arange(c0, min(n, c0 + _CHUNK), dtype=np.int64)
+            used = np.zeros(len(src), dtype=np.int64)
+            count = np.zeros((len(src), n), dtype=np.int64)
+            sweep_many(self.G, self.R, self.weight, bounds, src, targets, k, bridge, self.all_ok,
+                       self.no_room, self.zero, self._none, len(self.tails), self._heap,
+                       _CUT_PROBE, rows, used, count)
+            for j, s in enumerate(src.tolist()):
+                if used[j] >= 0:
+                    flats.append(rows[j, :used[j]].copy())
+                    counts.append(count[j].copy())
+                else:  # more than `width` arcs: this source alone, with a growing buffer
+                    f, c = self._sweep(s, targets, bounds, k, None, self._none, self._none,
+                                       bridge)
+                    flats.append(f)
+                    counts.append(c)
+        return np.concatenate(flats), np.concatenate(counts)
