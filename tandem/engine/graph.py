@@ -25,8 +25,10 @@ from .kernels import (INF, ByteArray, FloatArray, IntArray, astar, disjoint_swee
 # set of nodes is recognised after visiting at most this many, instead of exhausting the
 # (large) source side of the graph.
 _CUT_PROBE = 64
-# Sources swept together by `all_disjoint` (their output rows: 16 x 32 x k x n integers).
+# Sources swept together by `all_disjoint`, and the path length (hops) their output rows are
+# sized for: 16 x 32 x k x n integers; a source needing more is re-run alone.
 _CHUNK = 16
+_ROW_HOPS = 32
 # Candidate tuple of a search: (node sequence, arc sequence).
 Hop = tuple[tuple[int, ...], tuple[int, ...]]
 
@@ -191,7 +193,7 @@ class Graph:
         n = self.n
         bounds = self.distances(list(range(n)), to=True)  # bounds[t, v] = dist v → t
         bridge, targets = self.bridges(), np.arange(n, dtype=np.int64)
-        width = 32 * k * n  # room for paths of ~32 hops: a source rarely needs more
+        width = _ROW_HOPS * k * n
         rows = np.zeros((min(_CHUNK, n), width), dtype=np.int64)
         flats: list[IntArray] = []
         counts: list[IntArray] = []

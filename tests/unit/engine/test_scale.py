@@ -113,3 +113,18 @@ def test_a_decision_touches_a_bounded_part_of_the_wan(sites: int) -> None:
             state = state.apply(dec)
     assert max(touched) < 400, touched
     assert len(state.net._cache.paths) < 0.05 * sites * (sites - 1) + 800
+
+
+def test_all_pairs_sweep_reruns_a_source_whose_output_row_overflows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path as FsPath
+
+    from tandem.engine import graph
+    from tandem.engine.loaders import load_topology
+
+    topo = load_topology(str(FsPath(__file__).resolve().parents[3] / "data/zoo/Abilene.graphml"))
+    want = PathFinder(topo).all_pairs_edge_disjoint(3)
+    monkeypatch.setattr(graph, "_ROW_HOPS", 0)  # every parallel row too small
+    got = PathFinder(topo).all_pairs_edge_disjoint(3)
+    assert isinstance(want, PathSet) and isinstance(got, PathSet)
+    assert np.array_equal(want.arcs, got.arcs) and np.array_equal(want.count, got.count)
