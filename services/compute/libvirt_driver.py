@@ -7,23 +7,20 @@ libvirt's built-in test driver, on which the contract suite runs).
 
 How the interface maps onto libvirt:
 
-- a VM is a persistent domain named after the VM, with a disk volume `<name>.qcow2` in the
-  configured storage pool (backed by `base_image` when one is set: the template) and one NIC
-  on the configured network with a MAC derived from the name (a re-created VM keeps it);
-- idempotency: the workload (and the address the VM was given) is in the domain's
-  `<metadata>` under our own namespace, written in the same `defineXML` that creates the
-  domain, so no domain of ours ever exists without its workload. A domain without that
-  metadata is someone else's: never listed, never changed or deleted, but counted against
-  capacity when it runs;
+- a VM is a persistent domain named after it, a thin disk `<name>.qcow2` in the configured
+  pool (over `base_image`, the template, when set) and a NIC on the configured network;
+- idempotency: the workload (and the given address) is in the domain's `<metadata>` under
+  our own namespace, written by the `defineXML` that creates the domain, so no domain of ours
+  exists without it. A domain without it is someone else's: never listed, changed or
+  deleted, but counted against capacity when it runs;
 - capacity: the host's CPUs and memory (`getInfo`) less every running domain and every domain
   of ours (a VM created powered off is about to be powered on: its room stays held); storage
   is the pool's available space less what our thin volumes may still grow into;
 - addresses: the address from the command first (the reserved paths match it), then those the
   hypervisor reports (`interfaceAddresses` from DHCP leases, or the guest agent);
 - power off is a guest shutdown, forced after `shutdown_timeout_s`;
-- migrate_in is a re-creation here, the source deleting its copy (between sites of different
-  hypervisors nothing else is possible; live migration between hosts of one site is not used,
-  since a unit drives one host);
+- migrate_in is a re-creation here, the source deleting its copy (a unit drives one host:
+  live migration between hosts is not used);
 - a lost connection (libvirtd restarted, ssh dropped) is reopened on the next operation;
   remote URIs get libvirt keepalives, so a dead peer fails a call instead of hanging it.
 """
@@ -251,6 +248,18 @@ class LibvirtDriver(Driver):
                               "metadata); left alone")
         return dom, d
 
+    def _domains(self, conn: Any) -> list[tuple[Any, DomainFacts, bool]]:
+        """Every domain of the host with its facts and whether it runs; one that vanished
+        between the listing and the reading (deleted by someone else) is left out."""
+        out = []
+        for dom in conn.listAllDomains(0):
+            try:
+                out.append((dom, parse_domain(dom.XMLDesc(0)), bool(dom.isActive())))
+            except self._lv.libvirtError as exc:
+                if exc.get_error_code() != self._lv.VIR_ERR_NO_DOMAIN:
+                    raise
+        return out
+
     def _free(self, conn: Any) -> Capacity:
         info = conn.getInfo()  # [model, memory MiB, cpus, mhz, nodes, sockets, cores, threads]
         cpus = info[2] * self.config.vcpu_ratio
@@ -258,9 +267,8 @@ class LibvirtDriver(Driver):
         pool = self._pool(conn)
         pool.refresh(0)
         storage = pool.info()[3] / GIB
-        for dom in conn.listAllDomains(0):
-            d = parse_domain(dom.XMLDesc(0))
-            if not (d.workload or dom.isActive()):
+        for dom, d, active in self._domains(conn):
+            if not (d.workload or active):
                 continue
             cpus -= d.vcpus
             mem -= d.memory_kib / KIB_PER_GIB
@@ -286,11 +294,7 @@ class LibvirtDriver(Driver):
 
     def list(self) -> list[VmInfo]:
         def fn(conn: Any) -> list[VmInfo]:
-            out = []
-            for dom in conn.listAllDomains(0):
-                d = parse_domain(dom.XMLDesc(0))
-                if d.workload:
-                    out.append(self._info(conn, dom, d))
+            out = [self._info(conn, dom, d) for dom, d, _ in self._domains(conn) if d.workload]
             return sorted(out, key=lambda v: v.name)
         return self._do("list", fn)
 
