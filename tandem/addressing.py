@@ -14,8 +14,8 @@ so a replay allocates the same blocks. Pure; part of the decider's state (and it
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
-from dataclasses import dataclass, field
 
 POOL = ipaddress.IPv4Network("10.128.0.0/9")
 BLOCK_BITS = 24  # the unit: one /24
@@ -26,12 +26,38 @@ class AddressPoolExhausted(ValueError):
     """No aligned run of /24s is free for a group of that size."""
 
 
-@dataclass
 class Blocks:
-    """(workload, group) → (first /24 index, number of /24s)."""
+    """(workload, group) → (first /24 index, number of /24s).
 
-    owned: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-    used: set[int] = field(default_factory=set)
+    Allocation is the lowest aligned free run, found without scanning what is used: a
+    one-/24 group (nearly all) takes the lowest free /24 from a heap of freed ones below a
+    high-water mark, or the mark itself; larger groups scan aligned starts (rare). With 1,000
+    workloads a scan from 0 per allocation was a sixth of the decider's time. The decider
+    folds all-or-nothing: `checkpoint()` before an input, `rollback()` if it fails (undoing
+    from a journal of this input's changes instead of copying every block per input).
+    """
+
+    def __init__(self, owned: dict[tuple[str, str], tuple[int, int]] | None = None) -> None:
+        self.owned: dict[tuple[str, str], tuple[int, int]] = {}
+        self.used: set[int] = set()
+        self._groups: dict[str, set[str]] = {}  # workload -> its groups with a block
+        self._holes: list[int] = []  # freed /24s below the mark (may hold stale ones)
+        self._mark = 0  # every /24 below it is used or in `_holes`
+        self._journal: list[tuple[tuple[str, str], tuple[int, int] | None]] | None = None
+        for key, (start, n) in sorted((owned or {}).items()):
+            self._own(key, start, n)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"owned": self.owned}  # the rest is derived
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__init__(state["owned"])  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Blocks) and self.owned == other.owned
+
+    def __repr__(self) -> str:
+        return f"Blocks({len(self.owned)} groups)"
 
     @staticmethod
     def units_for(vms: int) -> int:
@@ -41,6 +67,27 @@ class Blocks:
             n *= 2
         return n
 
+    def copy(self) -> Blocks:
+        return Blocks(self.owned)
+
+    # ------------------------------------------------------------ all-or-nothing folds
+    def checkpoint(self) -> None:
+        """Start recording changes (one input's fold)."""
+        self._journal = []
+
+    def commit(self) -> None:
+        self._journal = None
+
+    def rollback(self) -> None:
+        """Undo every change since `checkpoint()`."""
+        journal, self._journal = self._journal or [], None
+        for key, old in reversed(journal):
+            if key in self.owned:
+                self._free(key)
+            if old is not None:
+                self._own(key, *old)
+
+    # ------------------------------------------------------------------------ changes
     def ensure(self, workload: str, group: str, vms: int) -> str:
         """The group's block, allocated (or grown) so that `vms` addresses fit; its CIDR."""
         key = (workload, group)
@@ -48,23 +95,57 @@ class Blocks:
         n = self.units_for(vms)
         if have is not None and have[1] >= n:
             return self.cidr(workload, group)
-        if have is not None:  # grown: a new block (the VMs are renumbered)
+        if have is not None:  # grown: a new block (the VMs are renumbered), maybe overlapping
             self._free(key)
-        for start in range(0, UNITS, n):
-            if not any(u in self.used for u in range(start, start + n)):
-                self.owned[key] = (start, n)
-                self.used.update(range(start, start + n))
-                return self.cidr(workload, group)
-        raise AddressPoolExhausted(f"no free block of {n} x /24 in {POOL} for group {group!r} "
-                                   f"of workload {workload!r}")
+        start = self._lowest_free(n)
+        if start is None:
+            if have is not None:
+                self._own(key, *have)  # refused: the group keeps the block it had
+            raise AddressPoolExhausted(f"no free block of {n} x /24 in {POOL} for group "
+                                       f"{group!r} of workload {workload!r}")
+        if self._journal is not None:
+            self._journal.append((key, have))
+        self._own(key, start, n)
+        return self.cidr(workload, group)
 
     def release(self, workload: str) -> None:
-        for key in [k for k in self.owned if k[0] == workload]:
+        for group in sorted(self._groups.get(workload, ())):
+            key = (workload, group)
+            if self._journal is not None:
+                self._journal.append((key, self.owned[key]))
             self._free(key)
+
+    def _lowest_free(self, n: int) -> int | None:
+        if n == 1:
+            while self._holes:
+                u = heapq.heappop(self._holes)
+                if u not in self.used:
+                    return u
+            while self._mark < UNITS and self._mark in self.used:
+                self._mark += 1
+            return self._mark if self._mark < UNITS else None
+        for start in range(0, UNITS, n):
+            if not any(u in self.used for u in range(start, start + n)):
+                return start
+        return None
+
+    def _own(self, key: tuple[str, str], start: int, n: int) -> None:
+        self.owned[key] = (start, n)
+        self.used.update(range(start, start + n))
+        self._groups.setdefault(key[0], set()).add(key[1])
+        if start == self._mark:
+            self._mark = start + n
 
     def _free(self, key: tuple[str, str]) -> None:
         start, n = self.owned.pop(key)
         self.used.difference_update(range(start, start + n))
+        groups = self._groups[key[0]]
+        groups.discard(key[1])
+        if not groups:
+            del self._groups[key[0]]
+        for u in range(start, start + n):
+            if u < self._mark:
+                heapq.heappush(self._holes, u)
 
     def cidr(self, workload: str, group: str) -> str:
         """"10.128.3.0/24"; "" when the group has no block."""

@@ -210,13 +210,14 @@ class Decider(Feedback):
         # Everything `_fold` may change: immutable values are kept as they are, the small
         # per-element dicts copied; request ids answered are undone key by key (that dict
         # grows with every request, too large to copy per input).
-        saved = (self.topology, self.state, dict(self.oper), self.count,
-                 Blocks(dict(self.blocks.owned), set(self.blocks.used)), self.rollout)
+        saved = (self.topology, self.state, dict(self.oper), self.count, self.rollout)
         self._answered_now, self._prior_undo = [], []
+        self.blocks.checkpoint()
         try:
             out = self._fold(inp, which)
         except BaseException:
-            (self.topology, self.state, self.oper, self.count, self.blocks, self.rollout) = saved
+            (self.topology, self.state, self.oper, self.count, self.rollout) = saved
+            self.blocks.rollback()
             for rid in self._answered_now:
                 self.requests_answered.pop(rid, None)
             for wid, was in reversed(self._prior_undo):
@@ -225,6 +226,7 @@ class Decider(Feedback):
                 else:
                     self.prior[wid] = was
             raise
+        self.blocks.commit()
         self.inputs_folded[iid] = digest
         self.new_inputs.append(iid)
         self.new_requests.extend(self._answered_now)

@@ -4,6 +4,8 @@ address blocks it matches on."""
 from __future__ import annotations
 
 import ipaddress
+import pickle
+import random
 
 import pytest
 
@@ -39,6 +41,40 @@ def test_blocks_are_disjoint_aligned_and_reused_after_release() -> None:
     assert b.ensure("w3", "x", 1) == str(one)  # lowest free first: deterministic
     with pytest.raises(ValueError):
         b.address("w3", "x", 254)
+
+
+def _scan_reference(owned: dict[tuple[str, str], tuple[int, int]], n: int) -> int:
+    """The allocation rule stated plainly: the lowest aligned run of n free /24s."""
+    used = {u for s, k in owned.values() for u in range(s, s + k)}
+    return next(s for s in range(0, 1 << 15, n) if not any(u in used for u in range(s, s + n)))
+
+
+def test_blocks_allocate_exactly_the_lowest_aligned_free_run_and_roll_back() -> None:
+    rng = random.Random(7)
+    b = Blocks()
+    for step in range(3000):
+        wid = f"w{rng.randrange(300)}"
+        if rng.random() < 0.45:
+            b.release(wid)
+        else:
+            group, vms = rng.choice("abc"), rng.choice([1, 1, 1, 1, 100, 300, 700])
+            n = Blocks.units_for(vms)
+            have = b.owned.get((wid, group))
+            expect = None if have and have[1] >= n else _scan_reference(
+                {k: v for k, v in b.owned.items() if k != (wid, group)}, n)
+            b.ensure(wid, group, vms)
+            if expect is not None:
+                assert b.owned[(wid, group)][0] == expect, step
+        if step % 97 == 0:  # an input that fails halfway leaves the blocks as they were
+            before = dict(b.owned)
+            b.checkpoint()
+            b.release(wid)
+            b.ensure(wid, "z", 5)
+            b.ensure("fresh", "a", 300)
+            b.rollback()
+            assert b.owned == before and b.used == {u for s, k in before.values()
+                                                    for u in range(s, s + k)}
+    assert pickle.loads(pickle.dumps(b)) == b  # snapshots keep only what is owned
 
 
 def test_the_pool_can_run_out_and_says_which_group() -> None:
