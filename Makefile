@@ -11,8 +11,10 @@ STATE := .local
 STAMP := $(VENV)/.installed
 PROTOS := $(wildcard protos/tandem/v1/*.proto)
 GENERATED := $(patsubst protos/%.proto,%_pb2.py,$(PROTOS))
-# Debian packages later parts need: the emulated WAN (OVS, ip, tc, ethtool, ping), the broker.
-DEBS := openvswitch-switch iproute2 ethtool iputils-ping maven openjdk-17-jre-headless
+# Debian packages later parts need: the emulated WAN (OVS, ip, tc, ethtool, ping), the broker,
+# libvirt's headers (libvirt-python builds against them).
+DEBS := openvswitch-switch iproute2 ethtool iputils-ping maven openjdk-17-jre-headless \
+        libvirt-dev pkg-config gcc
 PYTEST_ARGS ?=
 
 .PHONY: help demo test deps sysdeps venv protos protos-check kafka-up kafka-down kafka-status \
@@ -34,6 +36,8 @@ sysdeps:
 	command -v ping >/dev/null || missing="$$missing iputils-ping"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	pkg-config --exists libvirt 2>/dev/null || missing="$$missing libvirt-dev pkg-config"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
