@@ -15,6 +15,7 @@ BENCHMARKS: tuple[str, ...] = (
     "tandem.bench.te",
     "tandem.bench.joint",
     "tandem.bench.latency",
+    "tandem.bench.check_all",
     "tandem.bench.sdn_flows",
     "tandem.bench.sdn_reroute",
     "tandem.bench.ingest",
