@@ -1,0 +1,154 @@
+"""The gRPC server: `tandem.v1.Tandem` with gRPC health checking and server reflection.
+
+`create_server(addr, broker, prefix)` binds (port 0 picks a free port, for tests) and returns
+the server and its port; `await server.start()` starts reading the decider log and serving.
+The servicers are thin — convert, call the core (the view's fold, the orders), convert — and
+raise domain errors that `ErrorInterceptor` maps to status codes. Health: the overall status
+("") and "tandem.v1.Tandem" are SERVING while the view's fold is current and Kafka answers,
+NOT_SERVING otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from tandem.events import new_meta
+from tandem.v1 import api_pb2, workload_pb2
+
+from tandem.services.api import convert
+from tandem.services.api.errors import NotFound
+from tandem.services.api.interceptor import ErrorInterceptor
+from tandem.services.api.orders import STARTUP_WAIT_S, Orders
+from tandem.services.api.stubs import SERVICE_NAME, add_servicer
+from tandem.services.api.view import SOURCE, KAFKA_TIMEOUT_S, DeciderView
+
+log = logging.getLogger(__name__)
+MARGIN_S = 0.05  # answered this long before the caller's deadline, so the answer reaches it
+MAX_MESSAGE = 512 * 1024
+
+
+def _timeout(context: grpc.aio.ServicerContext) -> float | None:
+    left = context.time_remaining()
+    return None if left is None else max(0.0, left - MARGIN_S)
+
+
+class TandemServicer:
+    """One coroutine per RPC of `tandem.v1.Tandem`."""
+
+    def __init__(self, view: DeciderView, orders: Orders) -> None:
+        self.view, self.orders = view, orders
+
+    async def _ready(self, context: grpc.aio.ServicerContext) -> None:
+        t = _timeout(context)
+        await self.view.wait_serving(STARTUP_WAIT_S if t is None else min(t, STARTUP_WAIT_S))
+
+    async def PlaceAndConnect(self, call: api_pb2.PlaceAndConnectRequest,
+                              context: grpc.aio.ServicerContext) -> api_pb2.PlaceAndConnectResponse:
+        d, rid = await self.orders.place(call, _timeout(context))
+        return api_pb2.PlaceAndConnectResponse(decision=d, request_id=rid,
+                                               log_position=self.view.position)
+
+    async def WhatIf(self, call: api_pb2.WhatIfRequest,
+                     context: grpc.aio.ServicerContext) -> api_pb2.WhatIfResponse:
+        convert.check_place(call, need_key=False)
+        await self._ready(context)
+        rid = f"whatif-{uuid.uuid4()}"
+        event = workload_pb2.RequestEvent(meta=new_meta(SOURCE, correlation_id=rid),
+                                          request_id=rid, place=call.workload)
+        return api_pb2.WhatIfResponse(decision=self.view.what_if(event, time.time()),
+                                      log_position=self.view.position)
+
+    async def Release(self, call: api_pb2.ReleaseWorkloadRequest,
+                      context: grpc.aio.ServicerContext) -> api_pb2.ReleaseWorkloadResponse:
+        d, rid = await self.orders.release(call, _timeout(context))
+        return api_pb2.ReleaseWorkloadResponse(decision=d, request_id=rid,
+                                               log_position=self.view.position)
+
+    async def GetWorkload(self, call: api_pb2.GetWorkloadRequest,
+                          context: grpc.aio.ServicerContext) -> api_pb2.GetWorkloadResponse:
+        convert.require_id(call.workload_id, "workload_id")
+        await self._ready(context)
+        d = self.view.latest.get(call.workload_id)
+        if d is None or (call.tenant and d.tenant != call.tenant):
+            await self.view.sync(KAFKA_TIMEOUT_S)  # perhaps just decided: read up to the end
+            d = self.view.latest.get(call.workload_id)
+        if d is None or (call.tenant and d.tenant != call.tenant):
+            raise NotFound(f"no workload {call.workload_id!r}"
+                           + (f" of tenant {call.tenant!r}" if call.tenant else ""))
+        held = self.view.admitted().get(call.workload_id)
+        return api_pb2.GetWorkloadResponse(
+            workload=convert.workload_of(d, held is not None and held.holds),
+            log_position=self.view.position)
+
+    async def ListWorkloads(self, call: api_pb2.ListWorkloadsRequest,
+                            context: grpc.aio.ServicerContext) -> api_pb2.ListWorkloadsResponse:
+        await self._ready(context)
+        items, token = convert.page(call, self.view.latest,
+                                    convert.admitted_ids(self.view.admitted()))
+        return api_pb2.ListWorkloadsResponse(workloads=items, next_page_token=token,
+                                             log_position=self.view.position)
+
+    async def GetTopology(self, call: api_pb2.GetTopologyRequest,
+                          context: grpc.aio.ServicerContext) -> api_pb2.GetTopologyResponse:
+        await self._ready(context)
+        sites, links = convert.topology_view(self.view.decider.topology, self.view.decider.state)
+        return api_pb2.GetTopologyResponse(sites=sites, links=links,
+                                           log_position=self.view.position)
+
+
+class ApiServer:
+    """The gRPC server with the view and the order sender it serves from."""
+
+    def __init__(self, server: grpc.aio.Server, view: DeciderView, orders: Orders,
+                 health_servicer: health.aio.HealthServicer) -> None:
+        self.grpc, self.view, self.orders, self.health = server, view, orders, health_servicer
+
+    async def start(self) -> None:
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.view.listeners.append(self._serving)
+        await self.grpc.start()
+        await self.view.start()
+
+    async def _serving(self, up: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if up
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.info("api: %s", "serving" if up else f"not serving ({self.view.error or 'catching up'})")
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        await self.grpc.stop(grace)
+        await self.orders.close()
+        await self.view.stop()
+
+    async def wait_for_termination(self) -> None:
+        await self.grpc.wait_for_termination()
+
+
+async def create_server(addr: str, broker: str, prefix: str = "") -> tuple[ApiServer, int]:
+    """A server bound to `addr` ("127.0.0.1:0" picks a free port), not started yet; with the
+    port it is bound to. Raises OSError when the address cannot be bound."""
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=[
+        ("grpc.max_receive_message_length", MAX_MESSAGE)])
+    view = DeciderView(broker, prefix)
+    orders = Orders(view, broker, prefix)
+    add_servicer(server, TandemServicer(view, orders))
+    hs = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(hs, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME), server)
+    try:
+        port = server.add_insecure_port(addr)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {addr}: {exc}") from None
+    if port == 0:
+        raise OSError(f"cannot listen on {addr}")
+    return ApiServer(server, view, orders, hs), port

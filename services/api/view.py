@@ -1,0 +1,256 @@
+"""The API server's own fold of the decider log: what `WhatIf` and the read calls answer from,
+and where `PlaceAndConnect` and `Release` see their decisions arrive.
+
+Why a fold of the log rather than the decisions topic: the decider log is the one total order
+of every input that can change a decision, and folding it with the pure
+`tandem.decider.Decider` (as `tandem replay` and a worker taking over do) gives the very state
+the decider decides on — topology, link conditions, reservations — and the very decisions it
+published (same ids, same fields). A what-if is then the engine's same code path, run on a
+scratch copy of that state (`what_if`): no Kafka round trip, nothing committed. The log and
+the decisions are committed in one transaction, so a decision derived here is already on
+tandem.decisions.
+
+The log is read with `read_committed` from offset 0 (snapshots would bound a restart: not
+used yet). `serving` is true once the fold has reached the log's end as it was when reading
+started, and while Kafka answers (the end offset is asked for every second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections import ChainMap
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tandem.addressing import Blocks
+from tandem.decider import Decider, Outputs
+from tandem.events import new_meta
+from tandem.streams import topics as T
+from tandem.streams.readback import partitions_of
+from tandem.v1 import decider_pb2, decision_pb2, workload_pb2
+from tandem.validation import InvalidEvent
+
+from tandem.services.api.errors import Unavailable
+
+log = logging.getLogger(__name__)
+SOURCE = "api"
+CHECK_EVERY_S = 1.0  # how often Kafka is asked for the log's end (liveness and catch-up)
+KAFKA_TIMEOUT_S = 3.0
+
+
+def scratch(decider: Decider) -> Decider:
+    """A copy of `decider` that a fold can change without touching the original: the engine
+    state and topology are immutable values (the fold replaces them), the small per-element
+    maps are copied, and the maps that only grow (dedupe entries, prior decisions) are layered
+    so that writes land in a fresh layer — copying them whole would cost O(history)."""
+    c = copy.copy(decider)
+    c.oper = dict(decider.oper)
+    c.inputs_folded = ChainMap({}, decider.inputs_folded)  # type: ignore[assignment]
+    c.requests_answered = ChainMap({}, decider.requests_answered)  # type: ignore[assignment]
+    c.prior = ChainMap({}, decider.prior)  # type: ignore[assignment]
+    c.blocks = decider.blocks.copy()
+    c.new_inputs, c.new_requests = [], []
+    return c
+
+
+class DeciderView:
+    """Tails `tandem.decider` (partition 0) and folds every record, keeping the answers by
+    request id and each workload's last decision."""
+
+    def __init__(self, broker: str, prefix: str = "") -> None:
+        self.broker = broker
+        self.topic = T.SPECS[T.DECIDER_BASE].name(prefix)
+        self.decider = Decider()
+        self.position = 0  # the next log offset to fold
+        self.refused = 0  # log records the fold refused (the worker dead-lettered them too)
+        self.by_request: dict[str, decision_pb2.Decision] = {}
+        self.latest: dict[str, decision_pb2.Decision] = {}
+        self.caught_up = False  # reached the log's end as it was when reading started
+        self.kafka_ok = False
+        self.error = ""  # the last Kafka error, while it lasts
+        self.listeners: list[Callable[[bool], Awaitable[None]]] = []
+        self._waiters: dict[str, list[asyncio.Future[decision_pb2.Decision]]] = {}
+        self._advanced = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._serving = False
+
+    @property
+    def serving(self) -> bool:
+        return self.caught_up and self.kafka_ok
+
+    # ------------------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="tandem-api-view")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.2
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.broker, enable_auto_commit=False,
+                isolation_level="read_committed", auto_offset_reset="earliest",
+                max_partition_fetch_bytes=4 * 1024 * 1024, client_id="tandem-api-view",
+                request_timeout_ms=int(KAFKA_TIMEOUT_S * 1000) + 2000)
+            try:
+                await asyncio.wait_for(consumer.start(), 10 * KAFKA_TIMEOUT_S)
+                await partitions_of(consumer, self.topic)
+                tp = TopicPartition(self.topic, 0)
+                consumer.assign([tp])
+                consumer.seek(tp, self.position)
+                self._consumer = consumer
+                await self._tail(consumer, tp)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Kafka away, topic missing: say so, retry
+                self.error = f"cannot read {self.topic} on {self.broker}: {exc!r}"
+                log.warning("api view: %s; retrying in %.1f s", self.error, backoff)
+                self.kafka_ok = False
+                await self._tell()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                self._consumer = None
+                await consumer.stop()
+
+    async def _tail(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        target = await self._end(consumer, tp)
+        self.kafka_ok, self.error = True, ""
+        checked = time.monotonic()
+        while True:
+            batch = await consumer.getmany(tp, timeout_ms=100, max_records=500)
+            for r in batch.get(tp, []):
+                self._fold(r.value, r.timestamp / 1000.0)
+            self.position = await consumer.position(tp)
+            if batch:
+                self._advanced.set()
+                self._advanced = asyncio.Event()
+            if time.monotonic() - checked >= CHECK_EVERY_S:
+                checked = time.monotonic()
+                target = await self._end(consumer, tp)  # raises when Kafka is away
+            if not self.caught_up and self.position >= target:
+                self.caught_up = True
+                log.info("api view: caught up with %s at offset %d (%d decisions)", self.topic,
+                         self.position, len(self.by_request))
+            await self._tell()
+            await asyncio.sleep(0)
+
+    async def _end(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        ends = await asyncio.wait_for(consumer.end_offsets([tp]), KAFKA_TIMEOUT_S)
+        self.kafka_ok = True
+        return int(ends[tp])
+
+    async def _tell(self) -> None:
+        if self.serving != self._serving:
+            self._serving = self.serving
+            for listener in self.listeners:
+                await listener(self._serving)
+
+    def _fold(self, value: bytes | None, at: float) -> None:
+        out = self.decider.fold_record(value, at)
+        if out.invalid is not None:
+            self.refused += 1
+            return
+        self._index(out)
+
+    def _index(self, out: Outputs) -> None:
+        by_id = {d.meta.event_id: d for d in out.decisions}
+        for d in out.decisions:
+            self.latest[d.workload_id] = d
+        # A status is emitted exactly for the decision answering a request (index 0).
+        for st in out.statuses:
+            ans = by_id.get(st.decision_id)
+            if ans is None or not ans.request_id:
+                continue
+            self.by_request[ans.request_id] = ans
+            for fut in self._waiters.pop(ans.request_id, []):
+                if not fut.done():
+                    fut.set_result(ans)
+
+    # --------------------------------------------------------------------------- answers
+    async def wait_serving(self, timeout: float) -> None:
+        """Return once the fold is current and Kafka answers; Unavailable otherwise. A server
+        just started is given up to `timeout` to catch up; one that lost Kafka fails at once."""
+        deadline = time.monotonic() + timeout
+        while not self.serving:
+            if self.error or time.monotonic() >= deadline:
+                raise Unavailable(self.error or f"still reading the decider log ({self.topic}, "
+                                                f"at offset {self.position})")
+            await self._next(deadline)
+
+    async def _next(self, deadline: float) -> None:
+        """Wait for the fold to advance (or a tenth of a second, to re-check Kafka's state)."""
+        try:
+            await asyncio.wait_for(self._advanced.wait(),
+                                   max(0.0, min(0.1, deadline - time.monotonic())))
+        except asyncio.TimeoutError:
+            pass
+
+    async def sync(self, timeout: float) -> None:
+        """Fold up to the log's current end (read-your-writes before saying NOT_FOUND)."""
+        consumer = self._consumer
+        if consumer is None:
+            raise Unavailable(self.error or f"not reading {self.topic}")
+        tp = TopicPartition(self.topic, 0)
+        try:
+            end = int((await asyncio.wait_for(consumer.end_offsets([tp]), timeout))[tp])
+        except Exception as exc:
+            raise Unavailable(f"cannot reach Kafka ({self.broker}): {exc!r}") from None
+        deadline = time.monotonic() + timeout
+        while self.position < end:
+            if time.monotonic() >= deadline:
+                raise Unavailable(f"decider log not folded up to {end} in time (at "
+                                  f"{self.position})")
+            await self._next(deadline)
+
+    async def answer(self, request_id: str, timeout: float) -> decision_pb2.Decision | None:
+        """The decision answering `request_id`, once folded; None after `timeout` seconds."""
+        got = self.by_request.get(request_id)
+        if got is not None:
+            return got
+        fut: asyncio.Future[decision_pb2.Decision] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(request_id, []).append(fut)
+        try:
+            return await asyncio.wait_for(fut, max(0.0, timeout))
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            waiting = self._waiters.get(request_id, [])
+            if fut in waiting:
+                waiting.remove(fut)
+            if not waiting:
+                self._waiters.pop(request_id, None)
+
+    def check(self, event: workload_pb2.RequestEvent, now: float) -> None:
+        """The decider's own checks of an order, against its current topology (raises
+        InvalidEvent naming the field): what would make the worker dead-letter it."""
+        inp = decider_pb2.DeciderInput(meta=new_meta(SOURCE, at=now), request=event)
+        self.decider.check(inp, now)
+
+    def what_if(self, event: workload_pb2.RequestEvent, now: float) -> decision_pb2.Decision:
+        """The decision the decider would derive for `event` if it came now: the worker's own
+        path (`Decider.admit`: decode, wrap, check, fold, engine) on a scratch copy."""
+        admitted = scratch(self.decider).admit("request", event.SerializeToString(), now)
+        if admitted.outputs.invalid is not None:
+            raise admitted.outputs.invalid
+        if not admitted.outputs.decisions:
+            raise InvalidEvent("invalid", f"request_id = {event.request_id!r}: answered before")
+        return admitted.outputs.decisions[0]
+
+    def admitted(self) -> dict[str, Any]:
+        """Workloads holding sites and paths now (engine decisions by workload id)."""
+        st = self.decider.state
+        return {} if st is None else dict(st.workloads)

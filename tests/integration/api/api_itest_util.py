@@ -1,0 +1,89 @@
+"""Helpers of the API integration tests: orders as the API takes them, the demo federation on
+the broker, and reading the decisions topic back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from tandem.inventory import inventory_key
+from tandem.services.demo_data import demo_federation
+from tandem.streams import topics as T
+from tandem.streams.readback import read_all_partitions, read_topic
+from tandem.v1 import decider_pb2, decision_pb2
+from tandem.v1 import workload_pb2 as W
+
+
+def order(workload_id: str, tenant: str = "acme", bw: float = 300.0,
+          jurisdiction: str = "EU") -> W.WorkloadRequest:
+    """Two groups on different EU sites joined by one demand (feasible on the demo federation;
+    jurisdiction "JP" makes it infeasible)."""
+    return W.WorkloadRequest(
+        tenant=tenant, workload_id=workload_id, priority=W.PRIORITY_CLASS_STANDARD,
+        groups=[W.VmGroup(group_id="web", count=2, vcpus=4, memory_gib=8),
+                W.VmGroup(group_id="db", count=1, vcpus=4, memory_gib=16)],
+        demands=[W.TrafficDemand(demand_id="d1", from_group="web", to_group="db",
+                                 bandwidth_mbps=bw, max_latency_ms=30)],
+        rules=W.Rules(vm_jurisdictions=[jurisdiction],
+                      anti_affinity=[W.AntiAffinity(group_ids=["web", "db"])]))
+
+
+async def wait_for(pred: Callable[[], Awaitable[bool]], what: str, timeout: float = 45.0) -> None:
+    """Poll `pred` until true (a condition, not a fixed sleep); fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while not await pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def publish_federation(bootstrap: str, prefix: str) -> int:
+    """The demo federation on the inventory topic; returns once the decider log holds it."""
+    events = demo_federation()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for ev in events:
+            await producer.send_and_wait(T.SPECS[T.INVENTORY_BASE].name(prefix),
+                                         key=inventory_key(ev).encode(),
+                                         value=ev.SerializeToString())
+    finally:
+        await producer.stop()
+    log = T.SPECS[T.DECIDER_BASE].name(prefix)
+
+    async def folded() -> bool:
+        got = [decider_pb2.DeciderInput.FromString(r.value) for r in await read_topic(bootstrap, log)]
+        return sum(x.HasField("inventory") for x in got) >= len(events)
+
+    await wait_for(folded, "the inventory on the decider log")
+    return len(events)
+
+
+async def decisions(bootstrap: str, prefix: str) -> list[decision_pb2.Decision]:
+    return [decision_pb2.Decision.FromString(r.value) for r in
+            await read_all_partitions(bootstrap, T.SPECS[T.DECISIONS_BASE].name(prefix))]
+
+
+async def decider_log_size(bootstrap: str, prefix: str) -> int:
+    return len(await read_topic(bootstrap, T.SPECS[T.DECIDER_BASE].name(prefix)))
+
+
+def details(err: Any) -> list[Any]:
+    """The google.rpc.Status details of a failed call, unpacked."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    st = rpc_status.from_call(err)
+    out: list[Any] = []
+    for a in (st.details if st is not None else []):
+        for cls in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo,
+                    decision_pb2.Decision):
+            if a.Is(cls.DESCRIPTOR):
+                msg = cls()
+                a.Unpack(msg)
+                out.append(msg)
+    return out

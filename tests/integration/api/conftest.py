@@ -1,0 +1,62 @@
+"""Fixtures of the API integration tests: a real in-process worker (as the decision tests start
+one), the demo federation on the broker, the API server on a real socket (port 0) and a Python
+client on an asyncio channel. Nothing skips: no broker fails the test (tests/integration
+conftest)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from api_itest_util import publish_federation
+
+from tandem.services.api.server import ApiServer, create_server
+from tandem.services.api.stubs import TandemStub
+from tandem.streams.app import Tandem, create_app
+from tandem.streams.settings import Settings
+
+
+@pytest.fixture
+async def worker(kafka_bootstrap: str, tandem_topics: str, tmp_path: Path) -> AsyncIterator[Tandem]:
+    settings = Settings(broker=kafka_bootstrap, topic_prefix=tandem_topics,
+                        app_id=f"{tandem_topics}app", web_enabled=False, data_dir=str(tmp_path))
+    tandem = create_app(settings)
+    await tandem.app.start()
+    try:
+        yield tandem
+    finally:
+        await tandem.app.stop()
+
+
+@dataclass
+class Api:
+    server: ApiServer
+    port: int
+    channel: grpc.aio.Channel
+    stub: TandemStub
+    prefix: str
+    bootstrap: str
+
+
+@pytest.fixture
+async def api(kafka_bootstrap: str, worker: Tandem, tandem_topics: str) -> AsyncIterator[Api]:
+    """The API server over a socket, once the federation is folded and the server serves."""
+    await publish_federation(kafka_bootstrap, tandem_topics)
+    server, port = await create_server("127.0.0.1:0", kafka_bootstrap, tandem_topics)
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        health = health_pb2_grpc.HealthStub(channel)
+        # Health Watch streams each change: the first SERVING ends the wait (no sleeping).
+        async for reply in health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60):
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                break
+        yield Api(server, port, channel, TandemStub(channel), tandem_topics, kafka_bootstrap)
+    finally:
+        await channel.close()
+        await server.stop(0.5)
