@@ -87,6 +87,16 @@ def inverse(cmd: Command, at: float) -> Command | None:
              vm=cmd.vm, ipv4_address=cmd.ipv4_address)
 
 
+def _verdict(d: D.Decision, now: float, **verdict: decider_pb2.ExecutionFailed
+             | decider_pb2.ExecutionDone) -> decider_pb2.DeciderInput:
+    """The decider's input saying how carrying `d` out ended (`failed=` or `done=`), with an id
+    derived from the decision's: a replayed verdict is recognised as a repeat."""
+    [(what, msg)] = verdict.items()
+    meta = new_meta(SOURCE, d.meta.correlation_id, derived_id(f"execution-{what}",
+                                                              d.meta.event_id), now)
+    return decider_pb2.DeciderInput(meta=meta, **{f"execution_{what}": msg})  # type: ignore[arg-type]
+
+
 class Executor:
     """The executor's state: one `ExecutorState` per workload with work in progress."""
 
@@ -183,12 +193,9 @@ class Executor:
         job = st.running
         if job.compensating:  # undone: the decider returns the reservation
             d = job.decision
-            fx.to_decider.append(decider_pb2.DeciderInput(
-                meta=new_meta(SOURCE, d.meta.correlation_id,
-                              derived_id("execution-failed", d.meta.event_id), now),
-                execution_failed=decider_pb2.ExecutionFailed(
-                    workload_id=wid, decision_id=d.meta.event_id, revision=d.revision,
-                    reason=job.failure)))
+            fx.to_decider.append(_verdict(d, now, failed=decider_pb2.ExecutionFailed(
+                workload_id=wid, decision_id=d.meta.event_id, revision=d.revision,
+                reason=job.failure)))
             self._next(wid, now, fx)
         elif job.step + 1 < len(job.decision.steps):
             self._send_step(wid, job.step + 1, now, fx)
@@ -215,12 +222,9 @@ class Executor:
         fx.statuses.append(self._status(d, phase, "all steps acknowledged" if d.steps
                                         else "nothing to do", len(d.steps), now))
         if d.plan_id:
-            fx.to_decider.append(decider_pb2.DeciderInput(
-                meta=new_meta(SOURCE, d.meta.correlation_id,
-                              derived_id("execution-done", d.meta.event_id), now),
-                execution_done=decider_pb2.ExecutionDone(
-                    workload_id=wid, decision_id=d.meta.event_id, revision=d.revision,
-                    plan_id=d.plan_id)))
+            fx.to_decider.append(_verdict(d, now, done=decider_pb2.ExecutionDone(
+                workload_id=wid, decision_id=d.meta.event_id, revision=d.revision,
+                plan_id=d.plan_id)))
 
     def _next(self, wid: str, now: float, fx: Effects) -> None:
         st = self.states[wid]
