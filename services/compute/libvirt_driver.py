@@ -161,6 +161,10 @@ class LibvirtDriver(Driver):
                 conn = self.connection()
                 try:
                     return fn(conn)
+                except DriverError as exc:  # ours (a pool gone, say): name the VM too
+                    if what.startswith("VM ") and "VM " not in str(exc):
+                        raise DriverError(f"{what}: {exc}") from exc
+                    raise
                 except self._lv.libvirtError as exc:
                     alive = False
                     try:

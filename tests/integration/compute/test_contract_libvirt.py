@@ -171,6 +171,34 @@ def test_interrupted_create_is_finished_and_orphan_disk_deleted(driver: Any) -> 
     assert pool.listAllVolumes() == [] and driver.delete("w1-g0-1").changed is False
 
 
+def test_failures_name_the_vm_and_a_repeat_finishes(driver: Any,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = driver.connection().storagePoolLookupByName("tandem")
+    pool.destroy()  # the pool goes away under the unit
+    with pytest.raises(DriverError, match=r"VM 'w1-g0-0': create: storage pool 'tandem'.*not "
+                                          r"active"):
+        driver.create("w1-g0-0", "w1", *SPEC)
+    assert driver.get("w1-g0-0") is None
+    pool.create()
+    assert driver.create("w1-g0-0", "w1", *SPEC).changed is True
+    lv = libvirt_module()
+
+    def refuse(self: Any, *args: Any) -> int:  # libvirt refusing midway (after the destroy)
+        exc = lv.libvirtError("undefine refused")
+        exc.err = (lv.VIR_ERR_OPERATION_FAILED, 0, "undefine refused", 2, "", "", "", 0, 0)
+        raise exc
+
+    with monkeypatch.context() as m:
+        m.setattr(lv.virDomain, "undefineFlags", refuse)
+        m.setattr(lv.virDomain, "undefine", refuse)
+        with pytest.raises(DriverError, match=r"VM 'w1-g0-0': delete on test://.*: undefine "
+                                              r"refused"):
+            driver.delete("w1-g0-0")
+    got = driver.get("w1-g0-0")
+    assert got is not None and got.powered_on is False  # stopped, still defined
+    assert driver.delete("w1-g0-0").changed is True and driver.get("w1-g0-0") is None
+
+
 def test_disk_and_nic_of_the_domain(driver: Any) -> None:
     driver.create("w1-g0-0", "w1", *SPEC)
     root = ET.fromstring(driver.connection().lookupByName("w1-g0-0").XMLDesc(0))
