@@ -16,8 +16,11 @@ GENERATED := $(patsubst protos/%.proto,%_pb2.py,$(PROTOS))
 DEBS := openvswitch-switch iproute2 ethtool iputils-ping maven openjdk-17-jre-headless \
         libvirt-dev pkg-config gcc
 PYTEST_ARGS ?=
+# Go tools the tests use as outside checkers, built from the Go module proxy into .local/go.
+GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
+GRPCURL := $(STATE)/go/bin/grpcurl
 
-.PHONY: help demo test deps sysdeps venv protos protos-check kafka-up kafka-down kafka-status \
+.PHONY: help demo test deps tools sysdeps venv protos protos-check kafka-up kafka-down kafka-status \
         topics lint typecheck lock clean
 
 help:
@@ -62,6 +65,12 @@ $(GENERATED) &: $(PROTOS) $(STAMP)
 	$(VPY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. $(PROTOS)
 	@touch $(GENERATED)
 
+tools: $(GRPCURL)
+
+$(GRPCURL):
+	@test -x "$(GO)" || { echo "Go is missing (needed to build grpcurl): install golang or set GO=" >&2; exit 1; }
+	GOPATH=$(CURDIR)/$(STATE)/go GOFLAGS=-modcacherw $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
+
 kafka-up: venv
 	$(VPY) infra/kafka/kafkactl up
 
@@ -78,7 +87,7 @@ demo: deps kafka-up
 	$(VENV)/bin/tandem infra topics
 	$(VENV)/bin/tandem demo
 
-test: deps
+test: deps tools
 	bash infra/run-tests $(PYTEST_ARGS)
 
 typecheck: deps
