@@ -3,6 +3,8 @@
     tandem compute --site ams --driver sim [--vcpus 512 --memory-gib 2048] [--pidfile F]
     tandem compute --site fra --driver libvirt --libvirt-uri qemu+ssh://root@kvm1/system \
         [--libvirt-pool default --libvirt-network default --libvirt-base-image IMG]
+    TANDEM_VSPHERE_URL=https://vc/sdk TANDEM_VSPHERE_USER=… TANDEM_VSPHERE_PASSWORD=… \
+        tandem compute --site ams --driver vsphere      (TANDEM_VSPHERE_*: docs/COMPUTE.md)
 
 Consumes the site's compute commands, drives the site's hypervisor, acknowledges each command
 and publishes the site's free capacity (`tandem.services.compute.unit`). SIGTERM or Ctrl-C
@@ -23,9 +25,10 @@ from typing import Any
 def register(sub: Any) -> None:
     p = sub.add_parser("compute", help="one site's compute control unit (hypervisor driver)")
     p.add_argument("--site", required=True)
-    p.add_argument("--driver", choices=("sim", "libvirt"), default="sim",
+    p.add_argument("--driver", choices=("sim", "libvirt", "vsphere"), default="sim",
                    help="the site's hypervisor (sim: in memory, for the demo and tests; "
-                        "libvirt: a KVM host, see docs/COMPUTE.md)")
+                        "libvirt: a KVM host; vsphere: a vCenter cluster configured by "
+                        "TANDEM_VSPHERE_* variables; see docs/COMPUTE.md)")
     p.add_argument("--broker", default=os.environ.get("TANDEM_KAFKA", "127.0.0.1:9092"))
     p.add_argument("--topic-prefix", dest="topic_prefix",
                    default=os.environ.get("TANDEM_TOPIC_PREFIX", ""))
@@ -64,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
                 uri=args.libvirt_uri, pool=args.libvirt_pool, network=args.libvirt_network,
                 base_image=args.libvirt_base_image, vcpu_ratio=args.libvirt_vcpu_ratio))
         except DriverError as exc:  # wrong URI, pool or network: say so, do not start
+            print(f"tandem compute: {exc}", file=sys.stderr)
+            return 2
+    elif args.driver == "vsphere":
+        from tandem.services.compute.driver import DriverError
+        from tandem.services.compute.vsphere import VsphereConfig, VsphereDriver
+        try:  # connects lazily: a vCenter that is down is reported per command, and retried
+            driver = VsphereDriver(VsphereConfig.from_env())
+        except DriverError as exc:  # a required variable missing: say so, do not start
             print(f"tandem compute: {exc}", file=sys.stderr)
             return 2
     else:
