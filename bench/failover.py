@@ -248,14 +248,21 @@ async def _count(broker: str, prefix: str, sent: list[str],
     ids = Counter(d.meta.event_id for _, d in decisions)
     alarms = Counter(alarms_pb2.Alarm.FromString(r.value).meta.event_id
                      for r in await read_all_partitions(broker, T.SPECS[T.ALARMS_BASE].name(prefix)))
+    # A command record is identified by its event id: the executor's resend of a step nobody
+    # acknowledged (no units run here) is a new event with the same command id, counted as a
+    # resend; the same event twice would be a duplicate.
     commands: Counter[str] = Counter()
+    command_ids: Counter[str] = Counter()
     sites = {p.site_id for _, d in decisions for p in d.placements} | {
         s for _, d in decisions for path in d.paths for s in path.site_ids}
     for site in sorted(sites):
-        for r in await read_all_partitions(broker, T.sdn_commands_topic(site, prefix)):
-            commands[commands_pb2.SdnCommand.FromString(r.value).command_id] += 1
-        for r in await read_all_partitions(broker, T.compute_commands_topic(site, prefix)):
-            commands[commands_pb2.ComputeCommand.FromString(r.value).command_id] += 1
+        for topic, schema in ((T.sdn_commands_topic(site, prefix), commands_pb2.SdnCommand),
+                              (T.compute_commands_topic(site, prefix),
+                               commands_pb2.ComputeCommand)):
+            for r in await read_all_partitions(broker, topic):
+                cmd = schema.FromString(r.value)
+                commands[cmd.meta.event_id] += 1
+                command_ids[cmd.command_id] += 1
     times = sorted(t for t, _ in decisions)
     gaps = []
     for k in kills:
@@ -270,6 +277,7 @@ async def _count(broker: str, prefix: str, sent: list[str],
         "orders_duplicated": sum(answers[r] > 1 for r in sent),
         "records": {"decisions": len(decisions), "commands": sum(commands.values()),
                     "alarms": sum(alarms.values())},
+        "command_resends": sum(command_ids.values()) - len(command_ids),
         "duplicates": {"decisions": sum(c - 1 for c in ids.values() if c > 1),
                        "commands": sum(c - 1 for c in commands.values() if c > 1),
                        "alarms": sum(c - 1 for c in alarms.values() if c > 1)},
@@ -295,6 +303,7 @@ def _print(r: dict[str, Any]) -> None:
         ("lost", r["orders_lost"]), ("answered more than once", r["orders_duplicated"]),
         ("decisions / duplicated", f"{r['records']['decisions']} / {r['duplicates']['decisions']}"),
         ("commands / duplicated", f"{r['records']['commands']} / {r['duplicates']['commands']}"),
+        ("  of them resends by the executor", r["command_resends"]),
         ("alarms / duplicated", f"{r['records']['alarms']} / {r['duplicates']['alarms']}"),
         ("rebalances", len(r["rebalances"])),
         ("worker exits not asked for", r["worker_exits_unasked"]),

@@ -87,6 +87,15 @@ def inverse(cmd: Command, at: float) -> Command | None:
              vm=cmd.vm, ipv4_address=cmd.ipv4_address)
 
 
+def _again(cmd: Command, attempt: int) -> Command:
+    """The command sent once more: the same command id (a unit treats it as a repeat), a new
+    event id derived from the first one and the attempt, so a resend is told apart from the
+    same record published twice (which exactly-once forbids)."""
+    again = type(cmd).FromString(cmd.SerializeToString())
+    again.meta.event_id = derived_id("attempt", str(attempt), cmd.meta.event_id)
+    return again
+
+
 def _verdict(d: D.Decision, now: float, **verdict: decider_pb2.ExecutionFailed
              | decider_pb2.ExecutionDone) -> decider_pb2.DeciderInput:
     """The decider's input saying how carrying `d` out ended (`failed=` or `done=`), with an id
@@ -158,7 +167,7 @@ class Executor:
             elif job.attempt < MAX_ATTEMPTS:
                 job.attempt += 1
                 job.deadline = now + STEP_TIMEOUT_S
-                fx.commands += [_cmd(a) for a in job.current
+                fx.commands += [_again(_cmd(a), job.attempt) for a in job.current
                                 if _cmd(a).command_id in set(job.waiting)]
             else:
                 self._fail(wid, f"step {job.step + 1} ({self._what(job)}) timed out after "

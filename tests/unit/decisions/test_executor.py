@@ -6,7 +6,7 @@ from __future__ import annotations
 from tandem.addressing import Blocks
 from tandem.engine.decision import Decision, Kind, Reservation
 from tandem.engine.workload import Demand, VmGroup, WorkloadRequest
-from tandem.events import new_meta
+from tandem.events import derived_id, new_meta
 from tandem.executor import MAX_ATTEMPTS, STEP_TIMEOUT_S, Executor
 from tandem.pbconvert import decision_to_pb
 from tandem.steps import plan
@@ -96,6 +96,10 @@ def test_timeouts_resend_then_fail() -> None:
     for attempt in range(2, MAX_ATTEMPTS + 1):
         fx = ex.tick(t)
         assert [c.command_id for c in fx.commands] == [c.command_id for c in first]
+        # a resend is a new event (exactly-once counts events), derived: a replay agrees
+        assert not {c.meta.event_id for c in fx.commands} & {c.meta.event_id for c in first}
+        assert [c.meta.event_id for c in fx.commands] == [
+            derived_id("attempt", str(attempt), c.meta.event_id) for c in first]
         assert ex.states["w"].running.attempt == attempt
         t += STEP_TIMEOUT_S + 1
     fx = ex.tick(t)
