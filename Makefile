@@ -21,12 +21,13 @@ GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GRPCURL := $(STATE)/go/bin/grpcurl
 
 .PHONY: help demo test deps tools sysdeps venv protos protos-check kafka-up kafka-down kafka-status \
-        topics lint typecheck lock clean
+        topics lint typecheck lock clean vcsim-up vcsim-down vcsim-status
 
 help:
 	@echo "make demo   - set up everything and run the demo on a local Kafka broker"
 	@echo "make test   - set up everything and run the whole test suite (starts and stops services)"
 	@echo "make kafka-up | kafka-down | kafka-status | topics | protos | typecheck | lock | clean"
+	@echo "make vcsim-up | vcsim-down | vcsim-status  - the local vCenter simulator"
 
 deps: sysdeps venv protos
 
@@ -74,6 +75,15 @@ $(GRPCURL):
 kafka-up: venv
 	$(VPY) infra/kafka/kafkactl up
 
+vcsim-up: venv
+	$(VPY) infra/vcsim/vcsimctl up
+
+vcsim-down:
+	$(PYTHON) infra/vcsim/vcsimctl down
+
+vcsim-status:
+	$(PYTHON) infra/vcsim/vcsimctl status
+
 kafka-down:
 	$(PYTHON) infra/kafka/kafkactl down
 
@@ -102,4 +112,5 @@ lock:
 
 clean:
 	$(PYTHON) infra/kafka/kafkactl down
+	$(PYTHON) infra/vcsim/vcsimctl down
 	rm -rf $(STATE) $(VENV) tandem/v1/*_pb2.py tandem/v1/*_pb2.pyi
