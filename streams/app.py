@@ -72,6 +72,7 @@ def create_app(settings: Settings) -> Tandem:
         # message made socket writes and request encoding the decider's largest cost.
         producer_linger=0.002,
         table_cleanup_interval=30.0,
+        **compat.faust_standby_seek.APP_SETTINGS,  # no standby replicas: see the module
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 4),
         # Faust's own consumer only follows the tables' changelogs: the inputs are read by

@@ -14,6 +14,7 @@ then each workaround must be re-checked against the new version (and dropped if 
 | `aiokafka_txn_concurrent_backoff` | 20 ms slept between back-to-back transactions (KAFKA-5477) |
 | `kafka_topic_visibility` | a created topic served by the broker's metadata only later; Faust's declarations |
 | `faust_table_writes` | writing a Faust table outside a Faust stream |
+| `faust_standby_seek` | standby recovery seeking to an offset below -1 and crashing the worker |
 | `mode_worker` | mode's worker: SIGUSR2 bound to pdb, the root logger left at DEBUG |
 | `aiokafka_private` | reads of aiokafka's private state (no public API): diagnostics, a metadata refresh |
 """
@@ -24,13 +25,14 @@ import logging
 from importlib import metadata
 
 from tandem.streams.compat import (aiokafka_private, aiokafka_producer_topic_tracking,
-                                   aiokafka_txn_concurrent_backoff, faust_table_writes,
-                                   kafka_topic_visibility, mode_worker)
+                                   aiokafka_txn_concurrent_backoff, faust_standby_seek,
+                                   faust_table_writes, kafka_topic_visibility, mode_worker)
 
 log = logging.getLogger(__name__)
 
 WORKAROUNDS = (aiokafka_producer_topic_tracking, aiokafka_txn_concurrent_backoff,
-               kafka_topic_visibility, faust_table_writes, mode_worker, aiokafka_private)
+               kafka_topic_visibility, faust_table_writes, faust_standby_seek, mode_worker,
+               aiokafka_private)
 _applied = False
 
 

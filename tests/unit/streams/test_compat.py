@@ -32,3 +32,14 @@ def test_apply_all_patches_once() -> None:
     send = AIOKafkaProducer.send
     compat.apply_all()
     assert AIOKafkaProducer.send is send  # not wrapped twice
+
+
+def test_the_app_keeps_no_standby_table_replicas(tmp_path) -> None:
+    """Faust's standby recovery can crash a worker on a rebalance (`faust_standby_seek`)."""
+    from dataclasses import replace
+
+    from tandem.streams.app import create_app
+    from tandem.streams.settings import Settings
+
+    app = create_app(replace(Settings.from_env(), data_dir=str(tmp_path), web_enabled=False))
+    assert app.app.conf.table_standby_replicas == 0
