@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 GO ?= $(shell command -v go || echo /usr/local/go/bin/go)
 GRPCURL := $(STATE)/go/bin/grpcurl
 
-.PHONY: help demo test deps tools sysdeps venv protos protos-check kafka-up kafka-down kafka-status \
+.PHONY: help demo test deps kernels tools sysdeps venv protos protos-check kafka-up kafka-down kafka-status \
         topics lint typecheck lock clean vcsim-up vcsim-down vcsim-status
 
 help:
@@ -29,7 +29,19 @@ help:
 	@echo "make kafka-up | kafka-down | kafka-status | topics | protos | typecheck | lock | clean"
 	@echo "make vcsim-up | vcsim-down | vcsim-status  - the local vCenter simulator"
 
-deps: sysdeps venv protos
+deps: sysdeps venv protos kernels
+
+# The engine's compiled path kernels (numba, cached on disk next to tandem/engine/kernels.py),
+# compiled once per install by a small plan: otherwise the first decision of every fresh process
+# compiles them (seconds), which blocked a test's event loop past its deadline in CI.
+KERNELS := $(VENV)/.kernels
+kernels: $(KERNELS)
+
+$(KERNELS): tandem/engine/kernels.py tandem/engine/graph.py $(STAMP) $(GENERATED)
+	@mkdir -p $(STATE)
+	$(VENV)/bin/tandem plan --topology data/b4/B4.json --generate 40 --seed 1 --requests $(STATE)/kernels-warm-requests.jsonl >/dev/null
+	$(VENV)/bin/tandem plan --topology data/b4/B4.json --requests $(STATE)/kernels-warm-requests.jsonl --out $(STATE)/kernels-warm-plan.jsonl >/dev/null
+	@touch $@
 
 # Debian packages: installed only when a command is missing, and only as root.
 sysdeps:
