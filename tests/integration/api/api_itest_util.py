@@ -3,12 +3,11 @@ the broker, and reading the decisions topic back."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+
+from itest_wait import until
 
 from tandem.inventory import inventory_key
 from tandem.services.demo_data import demo_federation
@@ -32,15 +31,6 @@ def order(workload_id: str, tenant: str = "acme", bw: float = 300.0,
                       anti_affinity=[W.AntiAffinity(group_ids=["web", "db"])]))
 
 
-async def wait_for(pred: Callable[[], Awaitable[bool]], what: str, timeout: float = 45.0) -> None:
-    """Poll `pred` until true (a condition, not a fixed sleep); fail naming `what`."""
-    deadline = time.monotonic() + timeout
-    while not await pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 async def publish_federation(bootstrap: str, prefix: str) -> int:
     """The demo federation on the inventory topic; returns once the decider log holds it."""
     events = demo_federation()
@@ -59,7 +49,7 @@ async def publish_federation(bootstrap: str, prefix: str) -> int:
         got = [decider_pb2.DeciderInput.FromString(r.value) for r in await read_topic(bootstrap, log)]
         return sum(x.HasField("inventory") for x in got) >= len(events)
 
-    await wait_for(folded, "the inventory on the decider log")
+    await until(folded, "the inventory on the decider log", timeout=45)
     return len(events)
 
 

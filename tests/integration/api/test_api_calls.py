@@ -7,7 +7,7 @@ import math
 
 import grpc
 import pytest
-from api_itest_util import decider_log_size, decisions, details, order, wait_for
+from api_itest_util import decider_log_size, decisions, details, order
 
 from tandem.v1 import api_pb2, decision_pb2
 from tandem.v1 import workload_pb2 as W

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from itest_wait import until_sync
 from pyVim.connect import Disconnect, SmartConnect
 
 from tandem.services.compute.driver import DriverError
@@ -43,17 +44,14 @@ def driver(vcsim: Vcsim, govc_ready: Path, name: str) -> Iterator[VsphereDriver]
 
 
 def wait_gone(pid: int, timeout: float = 10.0) -> None:
-    """Until the process is reaped or a zombie (no fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until the process is reaped or a zombie."""
+    def gone() -> bool:
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
         except OSError:
-            return
-        if state == "Z":
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"pid {pid} still alive after {timeout} s")
+            return True
+
+    until_sync(gone, f"pid {pid} to end", timeout, every=0.02)
 
 
 def test_repeated_create_makes_no_twin(driver: VsphereDriver, name: str) -> None:

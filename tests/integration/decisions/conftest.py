@@ -3,13 +3,12 @@ reading events on the real broker under the test's own topic prefix."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from itest_wait import until
 from aiokafka import AIOKafkaProducer
 
 from tandem.events import new_meta
@@ -78,14 +77,14 @@ class Bus:
 
     async def wait_read(self, topic: str, schema: Any, pred: Callable[[list[Any]], bool],
                         timeout: float = 45.0) -> list[Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = await self.read(topic, schema)
-            if pred(got):
-                return got
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{topic}: condition not met in {timeout:.0f} s; have {len(got)}")
-            await asyncio.sleep(0.3)
+        got: list[Any] = []
+
+        async def ok() -> bool:
+            got[:] = await self.read(topic, schema)
+            return pred(got)
+
+        await until(ok, lambda: f"{topic}: the condition (have {len(got)})", timeout, every=0.3)
+        return got
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ and replay matches."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from itest_wait import until
 
 from tandem.services.replay import replay
 from tandem.streams import topics as T
@@ -90,10 +90,7 @@ async def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
 
 
 async def wait_log(path: Path, text: bytes, count: int = 1, timeout: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while path.read_bytes().count(text) < count:
-        assert asyncio.get_running_loop().time() < deadline, f"{path.name}: no {text!r}"
-        await asyncio.sleep(0.2)
+    await until(lambda: path.read_bytes().count(text) >= count, f"{path.name}: {text!r}", timeout)
 
 
 async def test_two_workers_share_partitions_and_survive_a_rebalance(

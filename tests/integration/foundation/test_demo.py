@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from itest_wait import until_sync
 
 DEMO = [sys.executable, "-m", "tandem.cli", "demo", "--timeout", "60"]
 
@@ -43,11 +43,12 @@ def test_ctrl_c_ends_the_demo_promptly(kafka_bootstrap: str, tmp_path: Path, sig
                                 stderr=subprocess.STDOUT, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
-        deadline = time.monotonic() + 180
-        while "holding:" not in log.read_text():  # the worker is up and every step ran
+        def holding() -> bool:  # the worker is up and every step ran
             assert proc.poll() is None, log.read_text()[-4000:]
-            assert time.monotonic() < deadline, log.read_text()[-4000:]
-            time.sleep(0.1)
+            return "holding:" in log.read_text()
+
+        until_sync(holding, lambda: f"'holding:' in the demo's log: {log.read_text()[-4000:]}",
+                   180, every=0.1)
         proc.send_signal(sig)
         rc = proc.wait(timeout=60)
         assert rc == 130, log.read_text()[-4000:]

@@ -3,12 +3,12 @@ dead-lettering bad records with their origin and reason, and going on."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
 
 import pytest
+from itest_wait import until
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tandem.events import new_meta
@@ -31,14 +31,6 @@ async def worker(kafka_bootstrap: str, tandem_topics: str, tmp_path: object) -> 
         yield tandem
     finally:
         await tandem.app.stop()
-
-
-async def wait_for(pred: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 def site(sid: str) -> K.InventoryEvent:
@@ -91,7 +83,7 @@ async def test_agent_folds_inventory_and_dead_letters_bad_input(worker: Tandem,
     finally:
         await producer.stop()
 
-    await wait_for(lambda: "link/ams-fra" in table)
+    await until(lambda: "link/ams-fra" in table, "link/ams-fra in the table")
     assert sorted(table.keys()) == ["link/ams-fra", "site/ams", "site/fra"]
     group = group_state(worker.app)  # what /tandem/health reports of the consumer group
     assert group["state"] == "assigned" and group["error"] is None, group
@@ -125,5 +117,5 @@ async def test_removals_fold_and_cascade(worker: Tandem, kafka_bootstrap: str) -
         await producer.send_and_wait(topic, key=b"site/d", value=site("d").SerializeToString())
     finally:
         await producer.stop()
-    await wait_for(lambda: "site/d" in table)
+    await until(lambda: "site/d" in table, "site/d in the table")
     assert sorted(table.keys()) == ["link/ac", "site/a", "site/c", "site/d"]

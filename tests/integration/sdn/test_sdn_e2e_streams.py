@@ -8,11 +8,11 @@ make-before-break — no stand-in anywhere but the hypervisor."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from itest_wait import until
 from sdn_itest_util import BlockAddresses, Flow, collect, dump_flows, sh
 
 from tandem.events import new_meta
@@ -42,10 +42,8 @@ def entries_of(bridge: str, rid: str) -> list[str]:
 
 async def until_flows(bridge: str, rid: str, gen: int, timeout: float = 20.0) -> None:
     """Each site's unit applies its own command: wait for this switch, not only the ingress."""
-    deadline = time.monotonic() + timeout
-    while len(flows_of(bridge, rid, gen)) != 1:
-        assert time.monotonic() < deadline, (bridge, rid, gen, dump_flows(bridge))
-        await asyncio.sleep(0.2)
+    await until(lambda: len(flows_of(bridge, rid, gen)) == 1,
+                lambda: f"{rid} g{gen} on {bridge}: {dump_flows(bridge)}", timeout, every=0.2)
 
 
 async def decisions(bootstrap: str, prefix: str, pred: Any, timeout: float = 30.0) -> list[Any]:
@@ -93,10 +91,9 @@ async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], u
     addresses = BlockAddresses(wan)
     try:
         await _publish(kafka_bootstrap, load_topology(RING), wan, prefix)
-        deadline = time.monotonic() + 30
-        while app.decider.decider is None or len(app.decider.decider.topology.links) < 5:
-            assert time.monotonic() < deadline, "the decider never saw the WAN's inventory"
-            await asyncio.sleep(0.1)
+        await until(lambda: app.decider.decider is not None
+                    and len(app.decider.decider.topology.links) >= 5,
+                    "the decider to see the WAN's inventory")
         order = W.RequestEvent(meta=new_meta("test"), request_id="e2e-1", place=W.WorkloadRequest(
             tenant="t", workload_id="uplink",
             groups=[W.VmGroup(group_id="app", count=1, vcpus=2, memory_gib=4)],
@@ -158,11 +155,9 @@ async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], u
                     rel.revision)
         addresses.remove()
         # The removals reach every switch before the next test starts.
-        deadline = time.monotonic() + 30
-        while any(entries_of(site["bridge"], rid) for site in wan["sites"].values()
-                  for rid in rids):
-            assert time.monotonic() < deadline, "the released reservation's entries stayed"
-            await asyncio.sleep(0.2)
+        await until(lambda: not any(entries_of(site["bridge"], rid)
+                                    for site in wan["sites"].values() for rid in rids),
+                    "the released reservation's entries to go", every=0.2)
         await producer.stop()
         await app.app.stop()
         for proc in computes:

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from itest_wait import until
 from sdn_itest_util import Flow, collect, dump_flows, dump_meters, port_tx_bytes, sh
 
 from tandem.sdn.intents import TrafficMatch, cookie_for, priority_for
@@ -226,11 +227,9 @@ async def test_ovs_restart_ends_reconciled(driver, layout, wan, units):
     sh(ctl, "start", "--system-id=random", "--no-monitor")
     assert subprocess.run([str(OVS_SH), "status"]).returncode == 0
     units.wait_connected(timeout=30)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if all(flows_of(wan["sites"][s]["bridge"], "r-ovs", 1) for s in ("ams", "par", "vie", "waw")):
-            break
-        await asyncio.sleep(0.3)
+    await until(lambda: all(flows_of(wan["sites"][s]["bridge"], "r-ovs", 1)
+                            for s in ("ams", "par", "vie", "waw")),
+                "r-ovs restored on every switch", 20, every=0.3)
     for s in ("ams", "par", "vie", "waw"):
         br = wan["sites"][s]["bridge"]
         f = flows_of(br, "r-ovs", 1)

@@ -6,9 +6,9 @@ resolved by each site's control unit, metered per workload, acknowledged keyed b
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
+from itest_wait import until
 from sdn_itest_util import BlockAddresses, Flow, dump_flows, dump_meters
 
 from tandem.sdn.intents import cookie_for
@@ -104,10 +104,8 @@ async def test_two_workloads_between_the_same_sites_each_policed_to_its_own_rate
         units.stop("ams")
         units.start("ams")
         units.wait_connected(["ams"])
-        deadline = time.monotonic() + 30
-        while "replayed" not in units.log("ams")[before:]:
-            assert time.monotonic() < deadline, units.log("ams")[before:]
-            await asyncio.sleep(0.2)
+        await until(lambda: "replayed" in units.log("ams")[before:],
+                    lambda: f"the unit's replay: {units.log('ams')[before:]}", every=0.2)
         assert "reconciled switch 0x1:" not in units.log("ams")[before:], \
             units.log("ams")[before:]
 

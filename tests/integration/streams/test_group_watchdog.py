@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from pathlib import Path
 
 import pytest
+from itest_wait import until
 
 from tandem.streams import web
 from tandem.streams.app import create_app
@@ -32,19 +32,18 @@ async def test_a_stalled_group_is_reported(kafka_bootstrap: str, tandem_topics: 
     caplog.set_level(logging.ERROR, logger="tandem.streams.web")
     start = asyncio.create_task(tandem.app.start())
     try:
-        deadline = time.monotonic() + 60
-        while web.group_state(tandem.app)["state"] != "error_pending":
+        def pending() -> bool:
             assert not start.done(), "the worker started although its changelogs are missing"
-            assert time.monotonic() < deadline, web.group_state(tandem.app)
-            await asyncio.sleep(0.1)
+            return bool(web.group_state(tandem.app)["state"] == "error_pending")
+
+        await until(pending, lambda: f"error_pending: {web.group_state(tandem.app)}", 60)
         snap = await web.snapshot(tandem)
         group = snap["group"]
         assert group["assigned_partitions"] == 0
         assert "changelog" in group["error"]
         assert "tandem_consumer_group_error_pending 1" in web.prometheus(snap)
-        while not any("is stalled" in r.getMessage() for r in caplog.records):
-            assert time.monotonic() < deadline, "the watchdog said nothing"
-            await asyncio.sleep(0.1)
+        await until(lambda: any("is stalled" in r.getMessage() for r in caplog.records),
+                    "the watchdog to say the group is stalled", 60)
         assert not start.done()
     finally:
         start.cancel()

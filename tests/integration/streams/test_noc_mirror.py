@@ -3,7 +3,6 @@ plain aiokafka consumer; undecodable records are dead-lettered with their origin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -102,4 +101,3 @@ async def test_mirrors_are_plain_json(mirror_worker: Tandem, kafka_bootstrap: st
     assert d.reason == "undecodable" and d.origin_topic == name(T.DECISIONS_BASE)
     assert d.origin_key == b"w2" and d.payload == b"\xff\xfe junk" 
     assert (d.origin_partition, d.origin_offset) == (junk.partition, junk.offset)
-    await asyncio.sleep(0)

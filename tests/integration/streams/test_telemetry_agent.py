@@ -4,7 +4,6 @@ origin, and a degradation / recovery is published exactly once despite a flappin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import time
@@ -12,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from itest_wait import until
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from google.protobuf import json_format
 
@@ -41,14 +41,6 @@ async def worker(kafka_bootstrap: str, tandem_topics: str, tmp_path: Any) -> Asy
         yield tandem
     finally:
         await tandem.app.stop()
-
-
-async def wait_for(pred: Any, timeout: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -88,7 +80,7 @@ async def setup_inventory(tandem: Tandem, bootstrap: str) -> None:
                     f"{e.site.site_id or e.link.link_id}".encode(), e.SerializeToString())
                    for e in evs])
     inv = tandem.tables["inventory"]
-    await wait_for(lambda: inv.get("link/ams-fra") is not None)
+    await until(lambda: inv.get("link/ams-fra") is not None, "link/ams-fra in the inventory", 40)
 
 
 def metrics(tandem: Tandem, link: str) -> tm.LinkMetrics | None:
@@ -134,14 +126,15 @@ async def test_formats_fold_and_bad_records_dead_letter(worker: Tandem,
     def folded() -> bool:
         m = metrics(worker, "ams-fra")
         return m is not None and sum(d.samples for d in m.directions) == 4
-    await wait_for(folded)
+    await until(folded, "the samples folded", 40)
     m = metrics(worker, "ams-fra")
     assert m is not None and m.state == L.OPER_STATE_UP
     by_dir = {d.from_site: d for d in m.directions}
     assert by_dir["ams"].samples == 2 and by_dir["fra"].samples == 2
     assert 21 <= by_dir["ams"].latency_ms <= 23 and by_dir["ams"].has_utilisation
     assert by_dir["fra"].utilisation_mbps == 50  # Telegraf sample carried no utilisation
-    await wait_for(lambda: worker.tables["site_metrics"].get("ams") is not None)
+    await until(lambda: worker.tables["site_metrics"].get("ams") is not None,
+                "site metrics of ams", 40)
     assert tm.SiteMetrics.FromString(worker.tables["site_metrics"]["ams"]).free_vcpus == 64
 
     letters = [alarms_pb2.DeadLetter.FromString(r.value) for r in await read_all(
@@ -176,7 +169,7 @@ async def test_hysteresis_publishes_each_transition_once(worker: Tandem,
     def all_folded() -> bool:
         m = metrics(worker, "ams-fra")
         return m is not None and sum(d.samples for d in m.directions) == len(records)
-    await wait_for(all_folded)
+    await until(all_folded, "every sample folded", 40)
     # Transitions are committed with the offsets that caused them: once the telemetry group
     # has committed every sample, anything extra would be on the topic.
     await wait_committed(kafka_bootstrap, f"{worker.settings.app_id}.telemetry", [topic], 40)
@@ -207,7 +200,8 @@ async def test_port_counters_map_to_link_directions(worker: Tandem, kafka_bootst
                capacity_ba_mbps=1000, latency_ms=20, port_a=2, port_b=3))]
     await produce(kafka_bootstrap, T.SPECS[T.INVENTORY_BASE].name(prefix),
                   [(b"k", e.SerializeToString()) for e in evs])
-    await wait_for(lambda: worker.tables["inventory"].get("link/ams-fra") is not None)
+    await until(lambda: worker.tables["inventory"].get("link/ams-fra") is not None,
+                "link/ams-fra in the inventory", 40)
     t0 = time.time() - 50
 
     def port(dp: int, no: int, tx: int, dur: float) -> bytes:
@@ -226,7 +220,8 @@ async def test_port_counters_map_to_link_directions(worker: Tandem, kafka_bootst
     def fra_dir() -> Any:
         m = metrics(worker, "ams-fra")
         return None if m is None else {d.from_site: d for d in m.directions}.get("fra")
-    await wait_for(lambda: fra_dir() is not None and fra_dir().has_utilisation)
+    await until(lambda: fra_dir() is not None and fra_dir().has_utilisation,
+                "a utilisation for ams-fra", 40)
     d = fra_dir()
     assert d.utilisation_mbps == 200.0 and not d.has_latency and d.loss == 0.0
     letters = [alarms_pb2.DeadLetter.FromString(r.value) for r in await read_all(
@@ -259,8 +254,8 @@ async def test_restart_resumes_state_without_duplicate_transitions(
     try:
         await setup_inventory(first, kafka_bootstrap)
         await produce(kafka_bootstrap, topic, samples([80.0] * 10, 0))
-        await wait_for(lambda: (m := metrics(first, "ams-fra")) is not None
-                       and m.state == L.OPER_STATE_DEGRADED)
+        await until(lambda: (m := metrics(first, "ams-fra")) is not None
+                    and m.state == L.OPER_STATE_DEGRADED, "ams-fra DEGRADED", 40)
     finally:
         await first.app.stop()
 
@@ -271,8 +266,8 @@ async def test_restart_resumes_state_without_duplicate_transitions(
         m = metrics(second, "ams-fra")  # recovered from the changelog before consuming
         assert m is not None and m.state == L.OPER_STATE_DEGRADED
         await produce(kafka_bootstrap, topic, samples([80.0] * 10 + [20.0] * 15, 10))
-        await wait_for(lambda: (m := metrics(second, "ams-fra")) is not None
-                       and m.state == L.OPER_STATE_UP)
+        await until(lambda: (m := metrics(second, "ams-fra")) is not None
+                    and m.state == L.OPER_STATE_UP, "ams-fra UP", 40)
         await wait_committed(kafka_bootstrap, f"{settings.app_id}.telemetry", [topic], 40)
     finally:
         await second.app.stop()

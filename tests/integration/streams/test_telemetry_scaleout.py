@@ -3,12 +3,12 @@ sample is folded, none twice, and both workers' global `link_metrics` see every 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from itest_wait import until
 from aiokafka import AIOKafkaProducer
 
 from tandem.events import new_meta
@@ -48,21 +48,22 @@ async def test_two_workers_share_telemetry(kafka_bootstrap: str, tandem_topics: 
     sent = 0
     try:
         for w in workers:
-            deadline = time.monotonic() + 40
-            while len(list(w.tables["inventory"].keys())) < 2 + len(LINKS):
-                assert time.monotonic() < deadline, "inventory not folded"
-                await asyncio.sleep(0.1)
+            await until(lambda w=w: len(list(w.tables["inventory"].keys())) >= 2 + len(LINKS),
+                        "the inventory folded", 40)
         # Keep sending until both workers have folded some (the group has rebalanced).
-        deadline = time.monotonic() + 90
-        while not all(f.stats.records for f in folds):
-            assert time.monotonic() < deadline, "the two workers never shared the partitions"
+        async def shared() -> bool:
+            nonlocal sent
+            if all(f.stats.records for f in folds):
+                return True
             for lid in LINKS:
                 s = tm.TelemetrySample(meta=new_meta("test", at=t0 + sent), link=tm.LinkSample(
                     link_id=lid, from_site="x", utilisation_mbps=1, latency_ms=5, loss=0))
                 await producer.send(tel, key=lid.encode(), value=s.SerializeToString())
                 sent += 1
             await producer.flush()
-            await asyncio.sleep(0.5)
+            return False
+
+        await until(shared, "the two workers to share the partitions", 90, every=0.5)
 
         def counted(w: Any) -> int:
             total = 0
@@ -71,23 +72,20 @@ async def test_two_workers_share_telemetry(kafka_bootstrap: str, tandem_topics: 
                 if raw:
                     total += sum(d.samples for d in tm.LinkMetrics.FromString(raw).directions)
             return total
-        deadline = time.monotonic() + 40
-        while not all(counted(w) == sent for w in workers):
-            assert time.monotonic() < deadline, (
-                f"sent {sent}, counted {[counted(w) for w in workers]}")
-            await asyncio.sleep(0.2)
+        await until(lambda: all(counted(w) == sent for w in workers),
+                    lambda: f"sent {sent}, counted {[counted(w) for w in workers]}", 40, every=0.2)
         assert sum(f.stats.records for f in folds) >= sent  # redelivery allowed, not loss
         # Each worker reports its own partitions and both catch up (a partition handed over
         # mid-run shows the new owner's lag until it has fetched past the handed-over offset).
-        deadline = time.monotonic() + 30
-        while True:
-            lags = [await w.loops["telemetry"].lag() for w in workers]
+        lags: list[Any] = []
+
+        async def caught_up() -> bool:
+            lags[:] = [await w.loops["telemetry"].lag() for w in workers]
             assert all(lags) and not set(lags[0]) & set(lags[1])
             assert len(lags[0]) + len(lags[1]) == T.SPECS[T.TELEMETRY_BASE].partitions
-            if all(n == 0 for lag in lags for n in lag.values()):
-                break
-            assert time.monotonic() < deadline, f"never caught up: {lags}"
-            await asyncio.sleep(0.2)
+            return all(n == 0 for lag in lags for n in lag.values())
+
+        await until(caught_up, lambda: f"both to catch up: {lags}", 30, every=0.2)
         assert all(f.stats.dead_letters == 0 for f in folds)
     finally:
         await producer.stop()
