@@ -12,8 +12,6 @@ that cannot be used (the message names file, line and field).
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
 
@@ -33,20 +31,10 @@ def read_plan(path: str) -> list[tuple[int, Any]]:
     from tandem.cli import UserError
     from tandem.v1 import decision_pb2
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the plan: {exc}") from None
+    from tandem.services.cli_plan import json_lines
+
     out: list[tuple[int, Any]] = []
-    for no, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: line {no}: not JSON: {exc.msg} (column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise UserError(f"{path}: line {no}: expected a JSON object, got {type(obj).__name__}")
+    for no, obj in json_lines(path, "plan"):
         try:
             pb = json_format.ParseDict(obj, decision_pb2.Decision())
         except json_format.ParseError as exc:

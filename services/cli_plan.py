@@ -54,18 +54,16 @@ def write_requests(topology: Any, path: str, n: int, seed: int) -> None:
         raise UserError(f"{path}: cannot write: {exc.strerror}") from None
 
 
-def read_requests(path: str) -> list[tuple[int, str, Any]]:
-    """[(line, op, message)] with op "place" or "release"; UserError naming file, line, field."""
-    from google.protobuf import json_format
-
+def json_lines(path: str, what: str) -> list[tuple[int, dict[str, Any]]]:
+    """The non-blank lines of a JSON-lines file as (line number, object); a UserError naming
+    the file and line when it cannot be read or a line is not a JSON object."""
     from tandem.cli import UserError
-    from tandem.v1 import workload_pb2
 
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the request file: {exc}") from None
-    out: list[tuple[int, str, Any]] = []
+        raise UserError(f"{path}: cannot read the {what}: {exc}") from None
+    out: list[tuple[int, dict[str, Any]]] = []
     for no, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -75,6 +73,19 @@ def read_requests(path: str) -> list[tuple[int, str, Any]]:
             raise UserError(f"{path}: line {no}: not JSON: {exc.msg} (column {exc.colno})") from None
         if not isinstance(obj, dict):
             raise UserError(f"{path}: line {no}: expected a JSON object, got {type(obj).__name__}")
+        out.append((no, obj))
+    return out
+
+
+def read_requests(path: str) -> list[tuple[int, str, Any]]:
+    """[(line, op, message)] with op "place" or "release"; UserError naming file, line, field."""
+    from google.protobuf import json_format
+
+    from tandem.cli import UserError
+    from tandem.v1 import workload_pb2
+
+    out: list[tuple[int, str, Any]] = []
+    for no, obj in json_lines(path, "request file"):
         try:
             if "place" in obj or "release" in obj:
                 ev = json_format.ParseDict(obj, workload_pb2.RequestEvent())

@@ -56,10 +56,7 @@ def nova_place(solver: Solver, pack: bool = False) -> tuple[int, ...] | tuple[st
     if isinstance(cands, tuple):
         return cands
     req, net, st = solver.req, solver.net, solver.state
-    anti: set[tuple[int, int]] = set()
-    for aa in req.rules.anti_affinity:
-        ids = [solver.gidx[x] for x in aa]
-        anti |= {(a, b) for a in ids for b in ids if a != b}
+    anti = solver.anti
     extra: dict[int, tuple[float, float, float]] = {}
     asg: list[int] = []
     for gi, g in enumerate(req.groups):
@@ -320,12 +317,8 @@ def pla_place(solver: Solver, cfg: PlaConfig = PlaConfig()) -> tuple[int, ...] |
         return "latency", "PLA: no site assignment meets every latency bound together"
     free = st.free_compute()
     site_of = [axis(gi, cs[gi]) for gi in range(n)]
-    anti: set[frozenset[int]] = set()
-    for aa in req.rules.anti_affinity:
-        ids = [solver.gidx[x] for x in aa]
-        anti |= {frozenset((i, j)) for i in ids for j in ids if i != j}
     lat_ok = ok
-    for pair in sorted(tuple(sorted(p)) for p in anti):
+    for pair in sorted(p for p in solver.anti if p[0] < p[1]):
         ok = ok & (site_of[pair[0]] != site_of[pair[1]])
     if lat_ok.any() and not ok.any():
         return "anti_affinity", "PLA: every assignment within the latency bounds puts an " \
@@ -410,10 +403,7 @@ def nova_latency_place(solver: Solver, weights: NovaWeights = NovaWeights()
     if isinstance(cands, tuple):
         return cands
     req, net, st = solver.req, solver.net, solver.state
-    anti: set[tuple[int, int]] = set()
-    for aa in req.rules.anti_affinity:
-        ids = [solver.gidx[x] for x in aa]
-        anti |= {(a, b) for a in ids for b in ids if a != b}
+    anti = solver.anti
     free_all = st.free_compute().copy()
     asg: dict[int, int] = {}
     users: list[tuple[int, float, float]] = []  # (site, Mbps, access) of every user demand

@@ -88,6 +88,11 @@ class SiteScorer:
         self.res = state.residual()
         self.w = direction_weights(self.net, state.used)
         self.gidx = {g.group_id: i for i, g in enumerate(req.groups)}
+        # Ordered pairs of group indices that may not share a site (the request's anti-affinity
+        # rules), for the engine's search and the baselines alike.
+        self.anti: frozenset[tuple[int, int]] = frozenset(
+            (a, b) for aa in req.rules.anti_affinity for a in (self.gidx[x] for x in aa)
+            for b in (self.gidx[x] for x in aa) if a != b)
         self.current = current or {}
         self.targets = [self._target(d) for d in req.demands]
         self.transit = req.rules.transit_jurisdictions

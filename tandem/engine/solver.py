@@ -51,10 +51,7 @@ class Solver(SiteScorer):
     def beam(self, tops: list[list[int]]) -> list[tuple[float, tuple[int, ...]]]:
         groups = self.req.groups
         order = self.order()
-        anti: set[tuple[int, int]] = set()
-        for aa in self.req.rules.anti_affinity:
-            ids = [self.gidx[x] for x in aa]
-            anti |= {(a, b) for a in ids for b in ids if a != b}
+        anti = self.anti
         # partial: (score, assignment per group index, -1 = unassigned)
         beam: list[tuple[float, tuple[int, ...]]] = [(0.0, (-1,) * len(groups))]
         for gi in order:
@@ -93,7 +90,7 @@ class Solver(SiteScorer):
                     out.append(s)
         return out
 
-    def _extend(self, gi: int, s: int, asg: tuple[int, ...], anti: set[tuple[int, int]],
+    def _extend(self, gi: int, s: int, asg: tuple[int, ...], anti: frozenset[tuple[int, int]],
                 un: float, score: float) -> float | None:
         sid = self.net.site_ids[s]
         need = (0.0, 0.0, 0.0)

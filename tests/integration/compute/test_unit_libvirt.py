@@ -9,42 +9,21 @@ NOOP, no twin), and publishes the host's free capacity as telemetry. Needs the b
 from __future__ import annotations
 
 import asyncio
-import uuid
+import functools
 from pathlib import Path
-from typing import Any
 
-import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from tandem.events import new_meta
 from tandem.services.kafka_admin import ensure_topics
 from tandem.streams import topics as T
 from tandem.v1 import commands_pb2, telemetry_pb2
+import compute_itest_util
+from compute_itest_util import read
 from test_contract_libvirt import NODE_XML, make_driver
 
 SITE = "kvm1"
 C = commands_pb2.ComputeCommand
-
-
-def command(action: Any, name: str, address: str = "") -> commands_pb2.ComputeCommand:
-    vm = commands_pb2.VmSpec(vm_name=name, workload_id=name.split("-")[0], vcpus=2,
-                             memory_gib=1, storage_gib=2)
-    return C(meta=new_meta("test"), command_id=str(uuid.uuid4()), site_id=SITE,
-             action=action, vm=vm, ipv4_address=address)
-
-
-async def read(broker: str, topic: str, want: int, timeout_s: float = 30) -> list[bytes]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest")
-    await consumer.start()
-    out: list[bytes] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while len(out) < want and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            out.extend(r.value for recs in batch.values() for r in recs)
-    finally:
-        await consumer.stop()
-    return out
+command = functools.partial(compute_itest_util.command, SITE)
 
 
 async def test_unit_applies_acknowledges_and_reports_capacity(
@@ -62,7 +41,7 @@ async def test_unit_applies_acknowledges_and_reports_capacity(
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:
-        create = command(C.ACTION_CREATE, "w5-g0-0", "10.5.0.2")
+        create = command(C.ACTION_CREATE, "w5-g0-0", address="10.5.0.2")
         topic = T.compute_commands_topic(SITE, prefix)
         for cmd in (create, create, command(C.ACTION_CREATE, "w6-g0-0")):
             await producer.send_and_wait(topic, cmd.SerializeToString(),

@@ -7,45 +7,25 @@ and the cluster's free capacity published as telemetry. Needs the broker and the
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from tandem.events import new_meta
 from tandem.services.compute.unit import ComputeUnit
 from tandem.services.compute.vsphere import VsphereDriver
 from tandem.services.kafka_admin import ensure_topics
 from tandem.streams import topics as T
 from tandem.v1 import commands_pb2, telemetry_pb2
+import compute_itest_util
+from compute_itest_util import read
 from vcsim_util import Vcsim, vm_paths
 
 pytestmark = pytest.mark.integration
 SITE = "vc1"
 C = commands_pb2.ComputeCommand
-
-
-def command(action: Any, name: str, workload: str = "", address: str = "") -> Any:
-    vm = commands_pb2.VmSpec(vm_name=name, workload_id=workload or name.split("-")[0],
-                             vcpus=2, memory_gib=1, storage_gib=2)
-    return C(meta=new_meta("test"), command_id=str(uuid.uuid4()), site_id=SITE,
-             action=action, vm=vm, ipv4_address=address)
-
-
-async def read(broker: str, topic: str, want: int, timeout_s: float = 30) -> list[bytes]:
-    """Until `want` records are read (or the deadline: the caller's assertion says what)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=broker, auto_offset_reset="earliest")
-    await consumer.start()
-    out: list[bytes] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while len(out) < want and asyncio.get_running_loop().time() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            out.extend(r.value for recs in batch.values() for r in recs)
-    finally:
-        await consumer.stop()
-    return out
+command = functools.partial(compute_itest_util.command, SITE)
 
 
 async def test_unit_on_vsphere(tandem_topics: str, kafka_bootstrap: str, vcsim: Vcsim,
