@@ -22,6 +22,8 @@ BENCHMARKS: tuple[str, ...] = (
     "tandem.bench.request_latency",
     "tandem.bench.fuzz",
     "tandem.bench.failover",
+    "tandem.bench.provision",
+    "tandem.bench.api",
 )
 
 
