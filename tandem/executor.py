@@ -7,7 +7,8 @@ of this one is acknowledged OK (or NOOP: already in that state). A step whose co
 all acknowledged within `STEP_TIMEOUT_S` is sent again (the units treat a repeat as a no-op),
 up to `MAX_ATTEMPTS` times. A refusal (FAILED) or the last timeout fails the decision: the
 executor sends what undoes the steps already done (an installed path is removed, a created VM
-deleted; removals cannot be undone and are not), in reverse order, and then tells the decider
+deleted, a powered-on VM powered off; removals cannot be undone and are not), in reverse order
+(an undo the unit refuses is named in the failure: what it left behind is said, not hidden), and then tells the decider
 (`ExecutionFailed`), which returns the workload's reservation through its log
 (`DECISION_KIND_ROLLED_BACK`, so replay stays exact); that decision is carried out like any.
 
@@ -81,10 +82,12 @@ def inverse(cmd: Command, at: float) -> Command | None:
                                            generation=cmd.install.generation,
                                            workload_id=cmd.install.workload_id))
     C = commands_pb2.ComputeCommand
-    if cmd.action not in (C.ACTION_CREATE, C.ACTION_MIGRATE_IN):
+    undo = {C.ACTION_CREATE: C.ACTION_DELETE, C.ACTION_MIGRATE_IN: C.ACTION_DELETE,
+            C.ACTION_POWER_ON: C.ACTION_POWER_OFF}.get(cmd.action)
+    if undo is None:
         return None
-    return C(meta=meta, command_id=undo_id, site_id=cmd.site_id, action=C.ACTION_DELETE,
-             vm=cmd.vm, ipv4_address=cmd.ipv4_address)
+    return C(meta=meta, command_id=undo_id, site_id=cmd.site_id, action=undo, vm=cmd.vm,
+             ipv4_address=cmd.ipv4_address)
 
 
 def _again(cmd: Command, attempt: int) -> Command:
@@ -140,6 +143,9 @@ class Executor:
         if not ok and not job.compensating:
             self._fail(workload_id, f"{command_id} refused: {error or 'no reason given'}", now, fx)
             return fx
+        if not ok:  # an undo refused: the rollback goes on, and the failure says what is left
+            job.failure += f"; undoing {command_id} refused: {error or 'no reason given'}"
+
         if ok and not job.compensating:
             done = next((_cmd(a) for a in job.current if _cmd(a).command_id == command_id), None)
             undo = inverse(done, now) if done is not None else None

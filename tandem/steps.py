@@ -5,14 +5,17 @@ decision to its new one becomes steps; the commands of one step go to their site
 and a step starts only when every command of the previous one is acknowledged (the executor,
 `tandem.executor`, carries them out):
 
-1. **create VMs** — new VMs (and VMs migrating in) at their new sites;
+1. **create VMs** — new VMs (and VMs migrating in) at their new sites, powered off: a VM
+   sends nothing before the network that carries its traffic is programmed;
 2. **install new paths, transit and egress** — the new reservations on every site of their
    path but the one where the traffic enters the WAN (nothing flows on them yet);
 3. **switch over at the ingress** — the new reservations where the traffic enters: from now on
    the traffic takes the new paths;
-4. **migrate VMs out** — VMs that moved leave their old sites;
-5. **remove old paths** — reservations that are gone, on every site of their path;
-6. **delete VMs** — VMs that are gone.
+4. **power VMs on** — the VMs of step 1, now connected;
+5. **migrate VMs out** — VMs that moved leave their old sites (so a migration's new copy is up
+   and connected before the old one is switched off and deleted);
+6. **remove old paths** — reservations that are gone, on every site of their path;
+7. **delete VMs** — VMs that are gone.
 
 Empty steps are left out. Commands speak sites, links and workloads only: an `InstallPath`
 names the link the traffic arrives by and leaves by at the site (`SiteCrossing`), never a
@@ -33,7 +36,8 @@ SOURCE = "streams/decider"
 C = commands_pb2.ComputeCommand
 
 STEP_NAMES = ("create VMs", "install new paths (transit and egress)", "switch over at the ingress",
-              "migrate VMs out", "remove old paths", "delete VMs")
+              "power VMs on", "migrate VMs out", "remove old paths", "delete VMs")
+CREATE, INSTALL, SWITCH, POWER_ON, MIGRATE_OUT, REMOVE, DELETE = range(len(STEP_NAMES))
 
 
 def _paths(d: Decision | None) -> dict[str, Reservation]:
@@ -101,10 +105,10 @@ def plan(old: Decision | None, new: Decision, blocks: Blocks, correlation_id: st
                     reservation_id=rid, generation=gen, match=match, workload_id=new.workload_id,
                     rate_kbps=int(round(r.bandwidth_mbps * 1000)), ingress=ingress,
                     crossing=commands_pb2.SiteCrossing(in_link_id=in_link, out_link_id=out_link)))
-            steps[2 if ingress else 1][0].append(cmd)
+            steps[SWITCH if ingress else INSTALL][0].append(cmd)
     for rid in sorted(set(before) - set(after)):
         for site in dict.fromkeys(before[rid].sites):
-            steps[4][0].append(commands_pb2.SdnCommand(
+            steps[REMOVE][0].append(commands_pb2.SdnCommand(
                 command_id=f"remove/{rid}/g{gen}/{site}/{tag}", site_id=site,
                 remove=commands_pb2.RemovePath(reservation_id=rid, generation=0,
                                                workload_id=new.workload_id)))
@@ -113,16 +117,19 @@ def plan(old: Decision | None, new: Decision, blocks: Blocks, correlation_id: st
         group, site, i = vm_after[name]
         was = vm_before.get(name)
         if was is None:
-            steps[0][1].append(_vm(new, blocks, name, group, site, i, C.ACTION_CREATE, tag))
+            steps[CREATE][1].append(_vm(new, blocks, name, group, site, i, C.ACTION_CREATE, tag))
         elif was[1] != site:
-            steps[0][1].append(_vm(new, blocks, name, group, site, i, C.ACTION_MIGRATE_IN, tag,
-                                   peer=was[1]))
-            steps[3][1].append(_vm(new, blocks, name, group, was[1], i, C.ACTION_MIGRATE_OUT,
-                                   tag, peer=site))
+            steps[CREATE][1].append(_vm(new, blocks, name, group, site, i, C.ACTION_MIGRATE_IN,
+                                        tag, peer=was[1]))
+            steps[MIGRATE_OUT][1].append(_vm(new, blocks, name, group, was[1], i,
+                                             C.ACTION_MIGRATE_OUT, tag, peer=site))
+        else:
+            continue
+        steps[POWER_ON][1].append(_vm(new, blocks, name, group, site, i, C.ACTION_POWER_ON, tag))
     for name in sorted(set(vm_before) - set(vm_after)):
         group, site, i = vm_before[name]
-        steps[5][1].append(_vm(old or new, blocks, name, group, site, i, C.ACTION_DELETE, tag,
-                               revision=gen))
+        steps[DELETE][1].append(_vm(old or new, blocks, name, group, site, i, C.ACTION_DELETE,
+                                    tag, revision=gen))
     out: list[decision_pb2.ExecutionStep] = []
     for what, (sdn, compute) in zip(STEP_NAMES, steps):
         if not sdn and not compute:

@@ -36,14 +36,18 @@ C = commands_pb2.ComputeCommand
 def apply(driver: Driver, cmd: commands_pb2.ComputeCommand) -> Result:
     """One command through the driver (blocking)."""
     vm = cmd.vm
-    if cmd.action == C.ACTION_CREATE:
+    if cmd.action == C.ACTION_CREATE:  # powered off: the executor powers it on once connected
         return driver.create(vm.vm_name, vm.workload_id, vm.vcpus, vm.memory_gib,
-                             vm.storage_gib, cmd.ipv4_address)
+                             vm.storage_gib, cmd.ipv4_address, power_on=False)
     if cmd.action == C.ACTION_MIGRATE_IN:
         return driver.migrate_in(vm.vm_name, vm.workload_id, vm.vcpus, vm.memory_gib,
-                                 vm.storage_gib, cmd.ipv4_address)
+                                 vm.storage_gib, cmd.ipv4_address, power_on=False)
     if cmd.action in (C.ACTION_DELETE, C.ACTION_MIGRATE_OUT):
         return driver.delete(vm.vm_name)
+    if cmd.action == C.ACTION_POWER_ON:
+        return driver.power(vm.vm_name, True)
+    if cmd.action == C.ACTION_POWER_OFF:  # undoing a power-on: a VM already gone is off
+        return driver.power(vm.vm_name, False) if driver.get(vm.vm_name) else Result(False)
     raise DriverError(f"action {cmd.action} is not one a compute unit knows")
 
 

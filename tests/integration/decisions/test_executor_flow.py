@@ -56,7 +56,10 @@ async def test_a_workload_becomes_active_then_released_through_its_units(
         seen = await phases(bus, "w1", D.WORKLOAD_PHASE_ACTIVE)
         assert seen[:2] == [D.WORKLOAD_PHASE_DECIDED, D.WORKLOAD_PHASE_PROVISIONING]
         acks = await bus.read(bus.name(T.COMPUTE_ACKS_BASE), commands_pb2.ComputeAck)
-        assert len(acks) == 2 and all(a.status == commands_pb2.ACK_STATUS_OK for a in acks)
+        # two VMs created (powered off), then powered on once connected
+        assert sorted(a.command_id.split("/")[0] for a in acks) == ["create"] * 2 + [
+            "power_on"] * 2
+        assert all(a.status == commands_pb2.ACK_STATUS_OK for a in acks)
         assert all(a.addresses and a.addresses[0].startswith("10.") for a in acks)
         release = W.RequestEvent(meta=new_meta("test"), request_id="r2",
                                  release=W.ReleaseRequest(workload_id="w1"))
@@ -69,7 +72,8 @@ async def test_a_workload_becomes_active_then_released_through_its_units(
             for r in await bus.read(T.compute_commands_topic(site, bus.prefix),
                                     commands_pb2.ComputeCommand):
                 commands[r.command_id] += 1
-        assert len(commands) == 4 and set(commands.values()) == {1}  # 2 created, 2 deleted
+        # 2 created, 2 powered on, 2 deleted: each sent once
+        assert len(commands) == 6 and set(commands.values()) == {1}, commands
     finally:
         stop(worker, signal.SIGTERM)
         for u in units:
@@ -128,7 +132,7 @@ async def test_an_executor_killed_between_steps_resumes_and_sends_no_step_twice(
             for r in await bus.read(T.compute_commands_topic(site, bus.prefix),
                                     commands_pb2.ComputeCommand):
                 commands[r.command_id] += 1
-        assert len(commands) == 8 and set(commands.values()) == {1}, commands
+        assert len(commands) == 16 and set(commands.values()) == {1}, commands  # 4 × (2+2)
     finally:
         stop(first, signal.SIGKILL)
         if second is not None:

@@ -88,6 +88,42 @@ def test_a_refusal_undoes_what_was_done_in_reverse_and_hands_back() -> None:
     assert "w" not in ex.states
 
 
+def test_a_refused_power_on_undoes_every_step_in_reverse_and_names_a_refused_undo() -> None:
+    """The last step fails: the other VM is powered off, both paths' entries removed (ingress
+    first: traffic stops entering before the transit goes), both VMs deleted — and an undo the
+    unit refuses is named in what the decider is told, not swallowed."""
+    from tandem.v1.commands_pb2 import ComputeCommand as C
+
+    ex = Executor()
+    msg, _ = decision()
+    assert [s.what for s in msg.steps][-1] == "power VMs on"
+    ex.decision(msg, 0.0)
+    for step in msg.steps[:-1]:
+        for c in [*step.sdn, *step.compute]:
+            ex.ack("w", c.command_id, True, "", 1.0)
+    on_a, on_b = msg.steps[-1].compute
+    ex.ack("w", on_a.command_id, True, "", 1.0)
+    fx = ex.ack("w", on_b.command_id, False, "host in maintenance", 1.0)
+    assert fx.statuses[-1].phase == P.WORKLOAD_PHASE_FAILED
+    kinds = [(c.action if hasattr(c, "action") else c.WhichOneof("op"), c.site_id)
+             for c in fx.commands]
+    ingress = msg.steps[2].sdn[0].site_id
+    transit = sorted(c.site_id for c in msg.steps[1].sdn)
+    assert kinds[0] == (C.ACTION_POWER_OFF, on_a.site_id)
+    assert kinds[1] == ("remove", ingress)
+    assert sorted(site for op, site in kinds[2:4]) == transit and {op for op, _ in kinds[2:4]} == {
+        "remove"}
+    assert sorted(kinds[4:]) == sorted((C.ACTION_DELETE, c.site_id) for c in msg.steps[0].compute)
+    *rest, last = fx.commands
+    for c in rest:
+        ex.ack("w", c.command_id, True, "", 2.0)
+    done = ex.ack("w", last.command_id, False, "vCenter unreachable", 2.0)
+    [verdict] = done.to_decider
+    reason = verdict.execution_failed.reason
+    assert "host in maintenance" in reason and f"undoing {last.command_id} refused" in reason
+    assert "vCenter unreachable" in reason and "w" not in ex.states
+
+
 def test_timeouts_resend_then_fail() -> None:
     ex = Executor()
     msg, _ = decision()

@@ -12,7 +12,9 @@ import pytest
 from tandem.addressing import POOL, AddressPoolExhausted, Blocks
 from tandem.engine.decision import Decision, Kind, Reservation
 from tandem.engine.workload import Demand, VmGroup, WorkloadRequest
-from tandem.steps import STEP_NAMES, crossings, plan
+from tandem.steps import (CREATE, DELETE, INSTALL, MIGRATE_OUT, POWER_ON, REMOVE, STEP_NAMES,
+                          SWITCH, crossings, plan)
+from tandem.v1.commands_pb2 import ComputeCommand as C
 
 
 def request(wid: str = "w") -> WorkloadRequest:
@@ -90,9 +92,13 @@ def test_a_placement_creates_vms_then_installs_transit_before_the_ingress() -> N
     for g, _, n in new.placements:
         blocks.ensure("w", g, n)
     steps = plan(None, new, blocks, "c", 0.0, "dec12345")
-    assert [s.what for s in steps] == [STEP_NAMES[0], STEP_NAMES[1], STEP_NAMES[2]]
+    assert [s.what for s in steps] == [STEP_NAMES[i] for i in (CREATE, INSTALL, SWITCH, POWER_ON)]
     assert {c.vm.vm_name for c in steps[0].compute} == {"w-a-0", "w-a-1", "w-b-0"}
     assert all(c.ipv4_address for c in steps[0].compute)
+    # created powered off, powered on only once the ingress is switched over
+    assert {c.action for c in steps[0].compute} == {C.ACTION_CREATE}
+    assert {(c.vm.vm_name, c.site_id, c.action) for c in steps[3].compute} == {
+        (c.vm.vm_name, c.site_id, C.ACTION_POWER_ON) for c in steps[0].compute}
     transit = {c.site_id: c.install for c in steps[1].sdn}
     assert set(transit) == {"fra", "par"} and not any(i.ingress for i in transit.values())
     assert (transit["fra"].crossing.in_link_id, transit["fra"].crossing.out_link_id) == (
@@ -117,7 +123,7 @@ def test_a_reroute_is_make_before_break_and_two_workloads_never_share_a_match() 
             blocks.ensure(d.workload_id, g, n)
     new = placed("w", "ams", "par", ("ams", "lon", "par"), ("ams-lon", "lon-par"), rev=1)
     steps = plan(old, new, blocks, "c", 0.0, "abc")
-    assert [s.what for s in steps] == [STEP_NAMES[1], STEP_NAMES[2], STEP_NAMES[4]]
+    assert [s.what for s in steps] == [STEP_NAMES[i] for i in (INSTALL, SWITCH, REMOVE)]
     assert [c.site_id for c in steps[2].sdn] == ["ams", "fra", "par"]
     assert all(c.remove.reservation_id == "w/d/0" for c in steps[2].sdn)
     assert all(c.install.generation == 1 for c in [*steps[0].sdn, *steps[1].sdn])
@@ -132,9 +138,32 @@ def test_a_release_removes_paths_then_deletes_vms_and_a_rejection_does_nothing()
         blocks.ensure("w", g, n)
     rel = Decision(Kind.RELEASED, "w", "t", "r2")
     steps = plan(old, rel, blocks, "c", 0.0, "z")
-    assert [s.what for s in steps] == [STEP_NAMES[4], STEP_NAMES[5]]
+    assert [s.what for s in steps] == [STEP_NAMES[REMOVE], STEP_NAMES[DELETE]]
     assert len(steps[1].compute) == 3
     assert plan(old, Decision(Kind.REJECTED, "w"), blocks, "c", 0.0, "z") == []
+
+
+def test_a_migration_powers_the_new_copy_on_before_the_old_one_leaves() -> None:
+    blocks = Blocks()
+    old = placed("w", "ams", "par", ("ams", "par"), ("ams-par",))
+    for g, _, n in old.placements:
+        blocks.ensure("w", g, n)
+    moved = Decision(Kind.MIGRATED, "w", "t", "r1", (("a", "fra", 2), ("b", "par", 1)),
+                     (Reservation("w/d/0.r1", "w", "d", ("fra", "par"), ("fra-par",), (), 10.0,
+                                  1.0),), revision=1, request=request("w"))
+    steps = plan(old, moved, blocks, "c", 0.0, "m")
+    names = [s.what for s in steps]
+    assert names == [STEP_NAMES[i] for i in (CREATE, INSTALL, SWITCH, POWER_ON, MIGRATE_OUT,
+                                             REMOVE)]
+    ins = {(c.vm.vm_name, c.site_id, c.peer_site_id, c.action) for c in steps[0].compute}
+    assert ins == {("w-a-0", "fra", "ams", C.ACTION_MIGRATE_IN),
+                   ("w-a-1", "fra", "ams", C.ACTION_MIGRATE_IN)}
+    assert {(c.vm.vm_name, c.site_id) for c in steps[3].compute} == {("w-a-0", "fra"),
+                                                                      ("w-a-1", "fra")}
+    assert {(c.vm.vm_name, c.site_id, c.action) for c in steps[4].compute} == {
+        ("w-a-0", "ams", C.ACTION_MIGRATE_OUT), ("w-a-1", "ams", C.ACTION_MIGRATE_OUT)}
+    # the VM that stayed is neither re-created nor powered on again
+    assert not any(c.vm.vm_name == "w-b-0" for s in steps for c in s.compute)
 
 
 def test_crossings_walk_the_path() -> None:
