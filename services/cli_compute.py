@@ -45,6 +45,9 @@ def register(sub: Any) -> None:
     p.add_argument("--libvirt-vcpu-ratio", type=float, default=1.0,
                    help="libvirt: vCPUs sold per host CPU")
     p.add_argument("--capacity-interval", type=float, default=10.0)
+    p.add_argument("--retry-seconds", type=float, default=20.0,
+                   help="how long a command is tried again while the hypervisor cannot be "
+                        "reached, before it is acknowledged FAILED (default 20)")
     p.add_argument("--pidfile")
     p.set_defaults(func=run)
 
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await ComputeUnit(args.site, driver, args.broker, args.topic_prefix,
-                          args.capacity_interval).run(stop)
+                          args.capacity_interval, args.retry_seconds).run(stop)
 
     try:
         asyncio.run(main())

@@ -28,6 +28,13 @@ class DriverError(Exception):
     why: it ends up in the FAILED acknowledgement an operator reads)."""
 
 
+class HypervisorUnreachable(DriverError):
+    """The hypervisor could not be reached at all (connection refused, reset, timed out):
+    nothing was decided there, so the unit tries the command again for a while before it
+    acknowledges a failure — a vCenter restarting, a libvirt daemon reloading, a WAN blip
+    to the management network are outwaited, not turned into rollbacks."""
+
+
 @dataclass(frozen=True)
 class VmInfo:
     name: str

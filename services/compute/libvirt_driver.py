@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 
 from tandem.services.compute import compat_libvirt_error_stderr, compat_libvirt_undefine_flags
 from tandem.services.compute.driver import (Capabilities, Capacity, Driver, DriverError,
-                                            Result, VmInfo)
+                                            HypervisorUnreachable, Result, VmInfo)
 from tandem.services.compute.libvirt_xml import (GIB, KIB_PER_GIB, DomainFacts, domain_xml,
                                                  parse_domain, volume_xml)
 
@@ -138,7 +138,7 @@ class LibvirtDriver(Driver):
                 if self._remote and self.config.keepalive_s > 0:
                     conn.setKeepAlive(self.config.keepalive_s, 3)
             except self._lv.libvirtError as exc:
-                raise DriverError(f"cannot connect to libvirt at {self.config.uri}: "
+                raise HypervisorUnreachable(f"cannot connect to libvirt at {self.config.uri}: "
                                   f"{exc.get_error_message()}") from exc
             self._conn = conn
             return conn
@@ -163,7 +163,7 @@ class LibvirtDriver(Driver):
                     return fn(conn)
                 except DriverError as exc:  # ours (a pool gone, say): name the VM too
                     if what.startswith("VM ") and "VM " not in str(exc):
-                        raise DriverError(f"{what}: {exc}") from exc
+                        raise type(exc)(f"{what}: {exc}") from exc
                     raise
                 except self._lv.libvirtError as exc:
                     alive = False

@@ -4,7 +4,11 @@
 (its own site's commands only, `read_committed`), applies each through the site's driver (in a
 thread: drivers block), and acknowledges each on `tandem.compute.acks` (keyed by workload id,
 for the executor) with the result, the VM's addresses, the hypervisor's reference and the time
-it took; a command the hypervisor refuses is acknowledged FAILED with its reason. Offsets are
+it took; a command the hypervisor refuses is acknowledged FAILED with its reason. A hypervisor
+that cannot be reached at all (`HypervisorUnreachable`) is tried again, backing off, for
+`retry_s` (default 20 s, under the executor's 30 s step timeout) before the command is
+acknowledged FAILED: a vCenter restarting is outwaited, and an undo (delete, power off) sent
+while it was away still lands when it is back within that time. Offsets are
 committed once the acknowledgements are on the broker: a unit that dies re-applies what it had
 not acknowledged, which the idempotent driver turns into NOOPs. Every `capacity_interval_s` it
 publishes the site's real free compute as telemetry (`SiteSample`), which the engine uses.
@@ -23,7 +27,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tandem.events import new_meta
-from tandem.services.compute.driver import Driver, DriverError, Result
+from tandem.services.compute.driver import Driver, DriverError, HypervisorUnreachable, Result
 from tandem.streams import topics as T
 from tandem.streams.deadletter import build_dead_letter
 from tandem.v1 import commands_pb2, telemetry_pb2
@@ -67,11 +71,17 @@ def ack_for(site: str, cmd: commands_pb2.ComputeCommand, res: Result | None, err
     return ack
 
 
+class _Stopping(Exception):
+    """The unit was told to stop while it outwaited an unreachable hypervisor."""
+
+
 class ComputeUnit:
     def __init__(self, site: str, driver: Driver, broker: str, prefix: str = "",
-                 capacity_interval_s: float = 10.0) -> None:
+                 capacity_interval_s: float = 10.0, retry_s: float = 20.0) -> None:
         self.site, self.driver, self.broker, self.prefix = site, driver, broker, prefix
         self.capacity_interval_s = capacity_interval_s
+        self.retry_s = retry_s
+        self._stop = asyncio.Event()
         self.applied = 0
         self.failed = 0
         self.connected = True
@@ -88,6 +98,7 @@ class ComputeUnit:
         await producer.start()
         log.info("compute unit %s (%s driver) consuming %s", self.site, self.driver.kind, topic)
         next_capacity = 0.0
+        self._stop = stop
         try:
             while not stop.is_set():
                 if time.monotonic() >= next_capacity:
@@ -101,11 +112,15 @@ class ComputeUnit:
                     await asyncio.sleep(1.0)
                     continue
                 for tp, recs in batch.items():
+                    done = None
                     for rec in recs:
-                        await self._one(producer, rec, name(T.COMPUTE_ACKS_BASE),
-                                        name(T.DEAD_LETTERS_BASE))
+                        if not await self._one(producer, rec, name(T.COMPUTE_ACKS_BASE),
+                                               name(T.DEAD_LETTERS_BASE)):
+                            break  # stopping while outwaiting the hypervisor: not acknowledged
+                        done = rec
                     await producer.flush()  # acknowledgements on the broker before the offset
-                    await consumer.commit({tp: recs[-1].offset + 1})
+                    if done is not None:
+                        await consumer.commit({tp: done.offset + 1})
         finally:
             await consumer.stop()
             await producer.stop()
@@ -119,7 +134,9 @@ class ComputeUnit:
                       exc)
         self.connected = ok
 
-    async def _one(self, producer: AIOKafkaProducer, rec: Any, acks: str, dead: str) -> None:
+    async def _one(self, producer: AIOKafkaProducer, rec: Any, acks: str, dead: str) -> bool:
+        """Apply and acknowledge one record; False when the unit is stopping before it could
+        (the command stays unacknowledged and uncommitted: the next start applies it)."""
         try:
             cmd = decode(C, rec.value)
             check_meta(cmd)
@@ -128,7 +145,7 @@ class ComputeUnit:
                                    key=rec.key, payload=rec.value, reason=bad.reason,
                                    detail=bad.detail, consumer=f"compute-{self.site}")
             await producer.send(dead, dl.SerializeToString(), key=rec.topic.encode())
-            return
+            return True
         started = time.perf_counter()
         res: Result | None = None
         error = ""
@@ -136,8 +153,10 @@ class ComputeUnit:
             error = f"command for site {cmd.site_id!r} reached the unit of {self.site!r}"
         else:
             try:
-                res = await asyncio.to_thread(apply, self.driver, cmd)
+                res = await self._apply_retrying(cmd)
                 self.applied += 1
+            except _Stopping:
+                return False
             except DriverError as exc:
                 error = str(exc)
             except Exception as exc:  # a driver bug: the command fails, the unit goes on
@@ -149,6 +168,28 @@ class ComputeUnit:
         ack = ack_for(self.site, cmd, res, error, (time.perf_counter() - started) * 1000)
         await producer.send(acks, ack.SerializeToString(),
                             key=(cmd.vm.workload_id or self.site).encode())
+        return True
+
+    async def _apply_retrying(self, cmd: commands_pb2.ComputeCommand) -> Result:
+        """`apply`, tried again while the hypervisor cannot be reached, up to `retry_s`."""
+        deadline = time.monotonic() + self.retry_s
+        pause = 0.25
+        while True:
+            try:
+                return await asyncio.to_thread(apply, self.driver, cmd)
+            except HypervisorUnreachable as exc:
+                if self._stop.is_set():
+                    log.warning("compute unit %s: stopping; %s left for the next start",
+                                self.site, cmd.command_id)
+                    raise _Stopping() from None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise HypervisorUnreachable(f"{exc} (tried for {self.retry_s:.0f} s)") \
+                        from None
+                log.warning("compute unit %s: %s: hypervisor unreachable, trying again for "
+                            "%.0f s more", self.site, cmd.command_id, left)
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, 2.0)
 
     async def _publish_capacity(self, producer: AIOKafkaProducer, topic: str) -> None:
         try:

@@ -39,7 +39,7 @@ from pyVmomi import vim as _vim
 from pyVmomi import vmodl as _vmodl
 
 from tandem.services.compute import compat_pyvmomi_627
-from tandem.services.compute.driver import DriverError
+from tandem.services.compute.driver import DriverError, HypervisorUnreachable
 
 # pyvmomi's dynamic types are untyped for mypy: treat them as Any, once.
 vim: Any = _vim
@@ -129,7 +129,7 @@ class Session:
                                   "give its CA file (ca_file) or, for a lab, insecure") from None
             except Exception as exc:  # refused, reset, timed out, "not a VIM server", ...
                 self._mark_down(exc)
-                raise DriverError(f"vCenter {ep.public()} is unreachable "
+                raise HypervisorUnreachable(f"vCenter {ep.public()} is unreachable "
                                   f"({fault_text(exc)}); the next operation reconnects") from None
             self._si, self._content = si, content
             self.cache.clear()
@@ -190,7 +190,7 @@ class Session:
                 self.drop()
                 if attempt == 2:
                     self._mark_down(exc)
-                    raise DriverError(f"{what}: vCenter {self.endpoint.public()} is unreachable "
+                    raise HypervisorUnreachable(f"{what}: vCenter {self.endpoint.public()} is unreachable "
                                       f"({fault_text(exc)}); the next operation reconnects") from None
         raise AssertionError("unreachable")
 
