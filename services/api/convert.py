@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from tandem.engine.decision import Decision as EngineDecision
@@ -23,6 +23,7 @@ from tandem.v1 import api_pb2, decision_pb2, inventory_pb2, link_state_pb2, work
 from tandem.validation import MAX_RECORD_BYTES
 
 from tandem.services.api.errors import BadRequest
+from tandem.services.api.status import order_state, phase_now
 
 MAX_KEY = 200  # characters of an idempotency key
 DEFAULT_PAGE = 100
@@ -129,15 +130,30 @@ _PHASE = {
 
 
 def phase_of(d: decision_pb2.Decision) -> int:
-    """Where a workload stands after decision `d` (decisions only: execution progress comes
-    from tandem.workload-status, which the API does not follow yet)."""
+    """Where a workload stands after decision `d`, by the decision alone (before the executor
+    said anything about carrying it out)."""
     return _PHASE.get(d.kind, decision_pb2.WORKLOAD_PHASE_DECIDED)
 
 
-def workload_of(d: decision_pb2.Decision, admitted: bool) -> api_pb2.Workload:
-    return api_pb2.Workload(workload_id=d.workload_id, tenant=d.tenant,
-                            phase=phase_of(d),  # type: ignore[arg-type]
-                            admitted=admitted, decision=d)
+StatusOf = Callable[[str], "decision_pb2.WorkloadStatus | None"]
+
+
+def _no_status(_wid: str) -> decision_pb2.WorkloadStatus | None:
+    return None
+
+
+def workload_of(d: decision_pb2.Decision, admitted: bool,
+                status: decision_pb2.WorkloadStatus | None = None) -> api_pb2.Workload:
+    """The API's view of a workload: its last decision and last status, the phase they say
+    together (`status.phase_now`) and the TM Forum order state of that phase."""
+    phase = phase_now(d, status, phase_of(d))
+    w = api_pb2.Workload(workload_id=d.workload_id, tenant=d.tenant,
+                         phase=phase,  # type: ignore[arg-type]
+                         admitted=admitted, decision=d,
+                         order_state=order_state(phase, d.kind))  # type: ignore[arg-type]
+    if status is not None:
+        w.status.CopyFrom(status)
+    return w
 
 
 @dataclass(frozen=True)
@@ -173,9 +189,11 @@ def decode_token(token: str) -> str:
 
 
 def page(call: api_pb2.ListWorkloadsRequest, latest: Mapping[str, decision_pb2.Decision],
-         admitted: Iterable[str]) -> tuple[list[api_pb2.Workload], str]:
+         admitted: Iterable[str], status_of: StatusOf = _no_status
+         ) -> tuple[list[api_pb2.Workload], str]:
     """One page of the workloads matching the call's filters, ordered by id, and the token of
-    the next page ("" on the last). `latest`: each workload's last decision."""
+    the next page ("" on the last). `latest`: each workload's last decision; `status_of`: its
+    last status."""
     if call.page_size > MAX_PAGE:
         raise BadRequest([("page_size", f"{call.page_size} (at most {MAX_PAGE})")])
     size = call.page_size or DEFAULT_PAGE
@@ -192,7 +210,7 @@ def page(call: api_pb2.ListWorkloadsRequest, latest: Mapping[str, decision_pb2.D
     for wid in sorted(latest):
         if wid <= after:
             continue
-        w = workload_of(latest[wid], wid in holding)
+        w = workload_of(latest[wid], wid in holding, status_of(wid))
         if not f.matches(w):
             continue
         if len(out) == size:

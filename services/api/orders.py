@@ -10,6 +10,10 @@ send it, and the decider still decides it once — both get that one decision.
 Deadlines: the order is sent only while the call's deadline has not passed; if the decision
 does not arrive in time the call ends DEADLINE_EXCEEDED saying the order was sent under which
 request id (repeating the call with the same key returns the decision once it is made).
+
+wait_active: once decided, the call also waits (same deadline) for the status that ends
+carrying the decision out (ACTIVE, FAILED, ROLLED_BACK: `StatusFold.outcome`). A deadline
+passing then is DEADLINE_EXCEEDED reporting the effect: the decision id and the phase reached.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from tandem.v1 import api_pb2, decision_pb2, workload_pb2
 
 from tandem.services.api import convert
 from tandem.services.api.errors import (AlreadyExists, DeadlineExceeded, Infeasible, NotFound,
-                                        Unavailable, Unimplemented)
+                                        Unavailable)
 from tandem.services.api.view import SOURCE, KAFKA_TIMEOUT_S, DeciderView
 
 log = logging.getLogger(__name__)
@@ -52,20 +56,32 @@ class Orders:
             self._producer = None
 
     # ----------------------------------------------------------------------------- calls
-    async def place(self, call: api_pb2.PlaceAndConnectRequest,
-                    timeout: float | None) -> tuple[decision_pb2.Decision, str]:
+    async def place(self, call: api_pb2.PlaceAndConnectRequest, timeout: float | None
+                    ) -> tuple[decision_pb2.Decision, str, decision_pb2.WorkloadStatus | None]:
+        """The decision, its request id and (with wait_active) the status that ended
+        carrying it out."""
         convert.check_place(call, need_key=True)
-        if call.wait_active:
-            raise Unimplemented("wait_active is not implemented yet: the call returns the "
-                                "decision; follow GetWorkload for execution")
+        deadline = time.monotonic() + (DEFAULT_WAIT_S if timeout is None else timeout)
         w = call.workload
         rid = convert.request_id_for(w.tenant, call.idempotency_key)
         event = workload_pb2.RequestEvent(meta=new_meta(SOURCE, correlation_id=rid),
                                           request_id=rid, place=w)
-        d = await self._submit(event, rid, w.workload_id, timeout, _nothing)
+        d = await self._submit(event, rid, w.workload_id, _left(deadline), _nothing)
         if d.kind == decision_pb2.DECISION_KIND_REJECTED:
             raise Infeasible(d)
-        return d, rid
+        if not call.wait_active:
+            return d, rid, None
+        end = await self.view.outcome(d.workload_id, d.meta.event_id, _left(deadline))
+        if end is None:
+            now = self.view.statuses.latest(d.workload_id)
+            where = ("no status yet" if now is None or now.decision_id != d.meta.event_id else
+                     f"{decision_pb2.WorkloadPhase.Name(now.phase)}: {now.reason} "
+                     f"({now.steps_done} of {now.steps} steps)")
+            raise DeadlineExceeded(
+                f"decided ({decision_pb2.DecisionKind.Name(d.kind)}, decision "
+                f"{d.meta.event_id}, request {rid}) but not active within the deadline; now "
+                f"{where}; follow it with GetWorkload or WatchEvents")
+        return d, rid, end
 
     async def release(self, call: api_pb2.ReleaseWorkloadRequest,
                       timeout: float | None) -> tuple[decision_pb2.Decision, str]:

@@ -13,18 +13,20 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from tandem.events import new_meta
-from tandem.v1 import api_pb2, workload_pb2
+from tandem.v1 import api_pb2, decision_pb2, workload_pb2
 
 from tandem.services.api import convert
-from tandem.services.api.errors import NotFound
+from tandem.services.api.errors import NotFound, Unimplemented
 from tandem.services.api.interceptor import ErrorInterceptor
 from tandem.services.api.orders import STARTUP_WAIT_S, Orders
+from tandem.services.api.status import order_state
 from tandem.services.api.stubs import SERVICE_NAME, add_servicer
 from tandem.services.api.view import SOURCE, KAFKA_TIMEOUT_S, DeciderView
 
@@ -51,9 +53,14 @@ class TandemServicer:
 
     async def PlaceAndConnect(self, call: api_pb2.PlaceAndConnectRequest,
                               context: grpc.aio.ServicerContext) -> api_pb2.PlaceAndConnectResponse:
-        d, rid = await self.orders.place(call, _timeout(context))
-        return api_pb2.PlaceAndConnectResponse(decision=d, request_id=rid,
-                                               log_position=self.view.position)
+        d, rid, end = await self.orders.place(call, _timeout(context))
+        reply = api_pb2.PlaceAndConnectResponse(
+            decision=d, request_id=rid, log_position=self.view.position,
+            order_state=order_state(end.phase if end is not None  # type: ignore[arg-type]
+                                    else decision_pb2.WORKLOAD_PHASE_DECIDED, d.kind))
+        if end is not None:
+            reply.status.CopyFrom(end)
+        return reply
 
     async def WhatIf(self, call: api_pb2.WhatIfRequest,
                      context: grpc.aio.ServicerContext) -> api_pb2.WhatIfResponse:
@@ -84,14 +91,16 @@ class TandemServicer:
                            + (f" of tenant {call.tenant!r}" if call.tenant else ""))
         held = self.view.admitted().get(call.workload_id)
         return api_pb2.GetWorkloadResponse(
-            workload=convert.workload_of(d, held is not None and held.holds),
+            workload=convert.workload_of(d, held is not None and held.holds,
+                                         self.view.statuses.latest(call.workload_id)),
             log_position=self.view.position)
 
     async def ListWorkloads(self, call: api_pb2.ListWorkloadsRequest,
                             context: grpc.aio.ServicerContext) -> api_pb2.ListWorkloadsResponse:
         await self._ready(context)
         items, token = convert.page(call, self.view.latest,
-                                    convert.admitted_ids(self.view.admitted()))
+                                    convert.admitted_ids(self.view.admitted()),
+                                    self.view.statuses.latest)
         return api_pb2.ListWorkloadsResponse(workloads=items, next_page_token=token,
                                              log_position=self.view.position)
 
@@ -101,6 +110,12 @@ class TandemServicer:
         sites, links = convert.topology_view(self.view.decider.topology, self.view.decider.state)
         return api_pb2.GetTopologyResponse(sites=sites, links=links,
                                            log_position=self.view.position)
+
+
+    async def WatchEvents(self, call: api_pb2.WatchEventsRequest,
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.WatchEvent]:
+        raise Unimplemented("WatchEvents")
+        yield api_pb2.WatchEvent()
 
 
 class ApiServer:

@@ -26,25 +26,28 @@ def method_types(name: str) -> tuple[Any, Any]:
 
 
 def add_servicer(server: grpc.aio.Server, servicer: Any) -> None:
-    """Register `servicer`'s coroutine methods (one per RPC, same names) on `server`."""
+    """Register `servicer`'s methods (one per RPC, same names: coroutines, or async generators
+    for server-streaming RPCs) on `server`."""
     handlers = {}
     for m in SERVICE.methods:
         req, resp = method_types(m.name)
-        handlers[m.name] = grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, m.name), request_deserializer=req.FromString,
-            response_serializer=resp.SerializeToString)
+        make = (grpc.unary_stream_rpc_method_handler if m.server_streaming
+                else grpc.unary_unary_rpc_method_handler)
+        handlers[m.name] = make(getattr(servicer, m.name), request_deserializer=req.FromString,
+                                response_serializer=resp.SerializeToString)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME,
                                                                          handlers),))
 
 
 class TandemStub:
-    """Client: one callable per RPC (`stub.WhatIf(request, timeout=...)`), on a sync or an
-    asyncio channel alike."""
+    """Client: one callable per RPC (`stub.WhatIf(request, timeout=...)`; a streaming RPC
+    returns an iterator of its messages), on a sync or an asyncio channel alike."""
 
     def __init__(self, channel: grpc.Channel | grpc.aio.Channel) -> None:
         for m in SERVICE.methods:
             req, resp = method_types(m.name)
-            setattr(self, m.name, channel.unary_unary(
+            make = channel.unary_stream if m.server_streaming else channel.unary_unary
+            setattr(self, m.name, make(
                 f"/{SERVICE_NAME}/{m.name}", request_serializer=req.SerializeToString,
                 response_deserializer=resp.FromString))
 

@@ -10,9 +10,13 @@ scratch copy of that state (`what_if`): no Kafka round trip, nothing committed. 
 the decisions are committed in one transaction, so a decision derived here is already on
 tandem.decisions.
 
+The same consumer folds `tandem.workload-status` (every partition, `read_committed`, from
+offset 0) into a `StatusFold`: how carrying each decision out went (PROVISIONING, ACTIVE,
+FAILED, ...), which GetWorkload shows and `PlaceAndConnect(wait_active)` waits for.
+
 The log is read with `read_committed` from offset 0 (snapshots would bound a restart: not
-used yet). `serving` is true once the fold has reached the log's end as it was when reading
-started, and while Kafka answers (the end offset is asked for every second).
+used yet). `serving` is true once both folds have reached the ends their partitions had when
+reading started, and while Kafka answers (the end offsets are asked for every second).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from tandem.v1 import decider_pb2, decision_pb2, workload_pb2
 from tandem.validation import InvalidEvent
 
 from tandem.services.api.errors import Unavailable
+from tandem.services.api.status import StatusFold
 
 log = logging.getLogger(__name__)
 SOURCE = "api"
@@ -65,7 +70,9 @@ class DeciderView:
     def __init__(self, broker: str, prefix: str = "") -> None:
         self.broker = broker
         self.topic = T.SPECS[T.DECIDER_BASE].name(prefix)
+        self.status_topic = T.SPECS[T.WORKLOAD_STATUS_BASE].name(prefix)
         self.decider = Decider()
+        self.statuses = StatusFold()
         self.position = 0  # the next log offset to fold
         self.refused = 0  # log records the fold refused (the worker dead-lettered them too)
         self.by_request: dict[str, decision_pb2.Decision] = {}
@@ -75,6 +82,8 @@ class DeciderView:
         self.error = ""  # the last Kafka error, while it lasts
         self.listeners: list[Callable[[bool], Awaitable[None]]] = []
         self._waiters: dict[str, list[asyncio.Future[decision_pb2.Decision]]] = {}
+        self._ends: dict[tuple[str, str], list[asyncio.Future[decision_pb2.WorkloadStatus]]] = {}
+        self._status_pos: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -109,10 +118,14 @@ class DeciderView:
                 await asyncio.wait_for(consumer.start(), 10 * KAFKA_TIMEOUT_S)
                 await partitions_of(consumer, self.topic)
                 tp = TopicPartition(self.topic, 0)
-                consumer.assign([tp])
+                stps = [TopicPartition(self.status_topic, p) for p in
+                        sorted(await partitions_of(consumer, self.status_topic))]
+                consumer.assign([tp, *stps])
                 consumer.seek(tp, self.position)
+                for stp in stps:
+                    consumer.seek(stp, self._status_pos.get(stp, 0))
                 self._consumer = consumer
-                await self._tail(consumer, tp)
+                await self._tail(consumer, tp, stps)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Kafka away, topic missing: say so, retry
@@ -126,32 +139,40 @@ class DeciderView:
                 self._consumer = None
                 await consumer.stop()
 
-    async def _tail(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
-        target = await self._end(consumer, tp)
+    async def _tail(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
+                    stps: list[TopicPartition]) -> None:
+        targets = await self._ends_of(consumer, [tp, *stps])
         self.kafka_ok, self.error = True, ""
         checked = time.monotonic()
         while True:
-            batch = await consumer.getmany(tp, timeout_ms=100, max_records=500)
+            batch = await consumer.getmany(timeout_ms=100, max_records=500)
             for r in batch.get(tp, []):
                 self._fold(r.value, r.timestamp / 1000.0)
+            for stp in stps:
+                for r in batch.get(stp, []):
+                    self._fold_status(r.value)
+                self._status_pos[stp] = await consumer.position(stp)
             self.position = await consumer.position(tp)
             if batch:
+                self._wake_ends()
                 self._advanced.set()
                 self._advanced = asyncio.Event()
             if time.monotonic() - checked >= CHECK_EVERY_S:
                 checked = time.monotonic()
-                target = await self._end(consumer, tp)  # raises when Kafka is away
-            if not self.caught_up and self.position >= target:
+                targets = await self._ends_of(consumer, [tp, *stps])  # raises if Kafka is away
+            if not self.caught_up and self.position >= targets[tp] and all(
+                    self._status_pos.get(stp, 0) >= targets[stp] for stp in stps):
                 self.caught_up = True
                 log.info("api view: caught up with %s at offset %d (%d decisions)", self.topic,
                          self.position, len(self.by_request))
             await self._tell()
             await asyncio.sleep(0)
 
-    async def _end(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
-        ends = await asyncio.wait_for(consumer.end_offsets([tp]), KAFKA_TIMEOUT_S)
+    async def _ends_of(self, consumer: AIOKafkaConsumer,
+                       tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        ends = await asyncio.wait_for(consumer.end_offsets(tps), KAFKA_TIMEOUT_S)
         self.kafka_ok = True
-        return int(ends[tp])
+        return {k: int(v) for k, v in ends.items()}
 
     async def _tell(self) -> None:
         if self.serving != self._serving:
@@ -165,6 +186,21 @@ class DeciderView:
             self.refused += 1
             return
         self._index(out)
+
+    def _fold_status(self, value: bytes | None) -> None:
+        try:
+            st = decision_pb2.WorkloadStatus.FromString(value or b"")
+        except Exception:  # not ours to judge: the topic's consumers dead-letter it
+            return
+        self.statuses.fold(st)
+
+    def _wake_ends(self) -> None:
+        for key in list(self._ends):
+            end = self.statuses.outcome(*key)
+            if end is not None:
+                for fut in self._ends.pop(key):
+                    if not fut.done():
+                        fut.set_result(end)
 
     def _index(self, out: Outputs) -> None:
         by_id = {d.meta.event_id: d for d in out.decisions}
@@ -233,6 +269,28 @@ class DeciderView:
                 waiting.remove(fut)
             if not waiting:
                 self._waiters.pop(request_id, None)
+
+    async def outcome(self, workload_id: str, decision_id: str,
+                      timeout: float) -> decision_pb2.WorkloadStatus | None:
+        """The status that ended carrying out `decision_id` (StatusFold.outcome), once folded;
+        None after `timeout` seconds."""
+        got = self.statuses.outcome(workload_id, decision_id)
+        if got is not None:
+            return got
+        key = (workload_id, decision_id)
+        fut: asyncio.Future[decision_pb2.WorkloadStatus] = (
+            asyncio.get_running_loop().create_future())
+        self._ends.setdefault(key, []).append(fut)
+        try:
+            return await asyncio.wait_for(fut, max(0.0, timeout))
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            waiting = self._ends.get(key, [])
+            if fut in waiting:
+                waiting.remove(fut)
+            if not waiting:
+                self._ends.pop(key, None)
 
     def check(self, event: workload_pb2.RequestEvent, now: float) -> None:
         """The decider's own checks of an order, against its current topology (raises

@@ -3,6 +3,11 @@ the broker, and reading the decisions topic back."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -77,3 +82,34 @@ def details(err: Any) -> list[Any]:
                 a.Unpack(msg)
                 out.append(msg)
     return out
+
+
+def compute_only(workload_id: str, tenant: str = "acme", vms: int = 2) -> W.WorkloadRequest:
+    """VMs only, in NL (the demo's one NL site is ams): carrying it out needs compute steps
+    alone, so a `tandem compute --driver sim` unit on ams makes it active (no switches)."""
+    return W.WorkloadRequest(
+        tenant=tenant, workload_id=workload_id, priority=W.PRIORITY_CLASS_STANDARD,
+        groups=[W.VmGroup(group_id="app", count=vms, vcpus=1, memory_gib=2)],
+        rules=W.Rules(vm_jurisdictions=["NL"]))
+
+
+def start_compute(bootstrap: str, prefix: str, site: str, tmp: Path,
+                  fail: str = "") -> subprocess.Popen[bytes]:
+    """A real compute control unit process (simulated hypervisor) for one site; `fail`: VM
+    names whose creation it refuses."""
+    env = {**os.environ, "TANDEM_KAFKA": bootstrap, "TANDEM_TOPIC_PREFIX": prefix}
+    log = open(tmp / f"compute-{site}.log", "wb")
+    return subprocess.Popen([sys.executable, "-m", "tandem.cli", "compute", "--site", site,
+                             "--driver", "sim", "--fail", fail, "--capacity-interval", "60"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process this test started (by its own handle), SIGTERM then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

@@ -69,7 +69,9 @@ async def test_place_returns_the_decision_once_per_key(api) -> None:  # type: ig
     assert third.request_id != first.request_id
 
     got = await api.stub.GetWorkload(api_pb2.GetWorkloadRequest(workload_id="w1"), timeout=10)
-    assert got.workload.admitted and got.workload.phase == D.WORKLOAD_PHASE_DECIDED
+    # No compute unit runs here: the executor sent the first step at most (no ACTIVE).
+    assert got.workload.admitted and got.workload.phase in (D.WORKLOAD_PHASE_DECIDED,
+                                                            D.WORKLOAD_PHASE_PROVISIONING)
     assert got.workload.decision.meta.event_id == d.meta.event_id
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await api.stub.GetWorkload(api_pb2.GetWorkloadRequest(workload_id="w1", tenant="globex"),
@@ -174,10 +176,6 @@ async def test_bad_fields_are_invalid_argument_naming_the_field(api) -> None:  #
         await api.stub.Release(api_pb2.ReleaseWorkloadRequest(
             release=W.ReleaseRequest(tenant="acme"), idempotency_key="r"), timeout=10)
     _bad("release.workload_id", err.value)
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await api.stub.PlaceAndConnect(api_pb2.PlaceAndConnectRequest(
-            workload=order("w-wait"), idempotency_key="wait", wait_active=True), timeout=10)
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     # None of it reached Kafka.
     assert await decisions(api.bootstrap, api.prefix) == []
 

@@ -79,7 +79,8 @@ async def test_grpcurl_lists_and_calls_everything(api, grpcurl: str) -> None:  #
     assert json.loads(placed.stdout)["decision"]["kind"] == "DECISION_KIND_PLACED", placed.stderr
     got = await _run(grpcurl, api.port, "tandem.v1.Tandem/GetWorkload",
                data={"workload_id": "w-grpcurl"})
-    assert json.loads(got.stdout)["workload"]["phase"] == "WORKLOAD_PHASE_DECIDED"
+    assert json.loads(got.stdout)["workload"]["phase"] in ("WORKLOAD_PHASE_DECIDED",
+                                                           "WORKLOAD_PHASE_PROVISIONING")
     assert (await _run(grpcurl, api.port, "tandem.v1.Tandem/ListWorkloads", data={})).returncode == 0
     assert (await _run(grpcurl, api.port, "tandem.v1.Tandem/GetTopology")).returncode == 0
     workload["groups"][0]["count"] = 0
