@@ -223,6 +223,16 @@ class Executor:
         job.compensating, job.failure = True, reason
         fx.statuses.append(self._status(job.decision, D.WORKLOAD_PHASE_FAILED, reason, job.step,
                                         now))
+        # The failing step's commands not acknowledged OK (refused, or not answered yet) may
+        # still have been carried out, in part or late: they are undone too. Undoing what was
+        # not done is a no-op at the unit, and a unit applies its site's commands in order, so
+        # an undo never overtakes what it undoes.
+        done = {_cmd(a).command_id.removeprefix("undo/") for a in job.undo}
+        for a in job.current:
+            cmd = _cmd(a)
+            back = inverse(cmd, now) if cmd.command_id not in done else None
+            if back is not None:
+                job.undo.append(_any(back))
         undo = [_cmd(a) for a in reversed(job.undo)]
         job.attempt, job.deadline = 1, now + STEP_TIMEOUT_S
         del job.current[:]

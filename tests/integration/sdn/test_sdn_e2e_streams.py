@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_util import (decisions, entries_of, flows_of, phase, start_compute, stop_all,
+                      stream_processors, until_flows)
 from itest_wait import until
-from sdn_itest_util import BlockAddresses, Flow, collect, dump_flows, sh
+from sdn_itest_util import BlockAddresses, Flow, sh
 
 from tandem.events import new_meta
-from tandem.sdn.intents import cookie_for
 from tandem.streams import topics as T
-from tandem.streams.app import create_app
-from tandem.streams.settings import Settings
 from tandem.v1 import decision_pb2
 from tandem.v1 import workload_pb2 as W
 
@@ -29,61 +28,24 @@ RING = Path(__file__).resolve().parent / "ring5.json"
 HOST_WAW = "10.77.5.1"
 
 
-def flows_of(bridge: str, rid: str, gen: int) -> list[str]:
-    return [f for f in dump_flows(bridge) if f"cookie={cookie_for(rid, gen):#x}" in f]
-
-
-def entries_of(bridge: str, rid: str) -> list[str]:
-    """A reservation's entries of any generation (the cookie's low 16 bits)."""
-    mine = cookie_for(rid, 0) >> 16
-    return [f for f in dump_flows(bridge)
-            if "cookie=0x" in f and int(f.split("cookie=")[1].split(",")[0], 16) >> 16 == mine]
-
-
-async def until_flows(bridge: str, rid: str, gen: int, timeout: float = 20.0) -> None:
-    """Each site's unit applies its own command: wait for this switch, not only the ingress."""
-    await until(lambda: len(flows_of(bridge, rid, gen)) == 1,
-                lambda: f"{rid} g{gen} on {bridge}: {dump_flows(bridge)}", timeout, every=0.2)
-
-
-async def decisions(bootstrap: str, prefix: str, pred: Any, timeout: float = 30.0) -> list[Any]:
-    return await collect(bootstrap, f"{prefix}{T.DECISIONS_BASE}", decision_pb2.Decision, pred,
-                         timeout)
-
-
-async def phase(bootstrap: str, prefix: str, wid: str, phase: int, revision: int,
-                timeout: float = 60.0) -> list[Any]:
-    return await collect(bootstrap, f"{prefix}{T.WORKLOAD_STATUS_BASE}",
-                         decision_pb2.WorkloadStatus,
-                         lambda s: s.workload_id == wid and s.phase == phase
-                         and s.revision == revision, timeout)
-
-
-def start_compute(bootstrap: str, prefix: str, site: str, tmp: Path) -> Any:
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "TANDEM_KAFKA": bootstrap, "TANDEM_TOPIC_PREFIX": prefix}
-    return subprocess.Popen([sys.executable, "-m", "tandem.cli", "compute", "--site", site,
-                             "--driver", "sim", "--capacity-interval", "60"], env=env,
-                            stdout=open(tmp / f"compute-{site}.log", "wb"),
-                            stderr=subprocess.STDOUT)
-
-
 async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], units: Any,
                                                           kafka_bootstrap: str, sdn_prefix: str,
                                                           tmp_path: Path) -> None:
+    prefix = sdn_prefix
+    computes = [start_compute(kafka_bootstrap, prefix, site, tmp_path) for site in wan["sites"]]
+    async with stream_processors(kafka_bootstrap, prefix, tmp_path) as app:
+        try:
+            await _whole_loop(app, wan, kafka_bootstrap, prefix)
+        finally:
+            stop_all(computes)
+
+
+async def _whole_loop(app: Any, wan: dict[str, Any], kafka_bootstrap: str, prefix: str) -> None:
     from aiokafka import AIOKafkaProducer
 
     from tandem.engine.loaders import load_topology
     from tandem.sdn.publish import _publish
 
-    prefix = sdn_prefix
-    app = create_app(Settings(broker=kafka_bootstrap, topic_prefix=prefix,
-                              app_id=f"{prefix}e2e", web_enabled=False, data_dir=str(tmp_path)))
-    computes = [start_compute(kafka_bootstrap, prefix, site, tmp_path) for site in wan["sites"]]
-    await app.app.start()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     veth = wan["links"]["ams--ber"]["veth_a"]
@@ -159,7 +121,3 @@ async def test_order_to_flows_and_link_failure_to_reroute(wan: dict[str, Any], u
                                     for site in wan["sites"].values() for rid in rids),
                     "the released reservation's entries to go", every=0.2)
         await producer.stop()
-        await app.app.stop()
-        for proc in computes:
-            proc.terminate()
-            proc.wait(30)
