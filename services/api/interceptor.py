@@ -11,7 +11,7 @@ itself (with its explanation).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -23,6 +23,7 @@ from grpc_status import rpc_status
 from tandem.validation import PROCESSING_ERROR, InvalidEvent
 
 from tandem.services.api import convert
+from tandem.services.api.stubs import SERVICE_NAME
 from tandem.services.api.errors import (AlreadyExists, ApiError, BadRequest, DeadlineExceeded,
                                         Infeasible, NotFound, Unavailable, Unimplemented)
 
@@ -91,16 +92,45 @@ def _guard(inner: Handler) -> Handler:
     return call
 
 
+StreamHandler = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+def _guard_stream(inner: StreamHandler) -> StreamHandler:
+    """`_guard` for a server-streaming handler: an error before or between messages ends the
+    stream with its status."""
+    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        try:
+            async for item in inner(request, context):
+                yield item
+            return
+        except (ApiError, InvalidEvent, KafkaError) as exc:
+            st = status_of(exc)
+        except Exception as exc:
+            if isinstance(exc, grpc.aio.AbortError):
+                raise
+            log.exception("api: stream failed")
+            st = status_of(exc)
+        await context.abort_with_status(rpc_status.to_status(st))
+    return call
+
+
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary-unary handler so the exceptions above become statuses."""
+    """Wraps every unary-unary and unary-stream handler of ours so the exceptions above
+    become statuses."""
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails],
                                                              Awaitable[grpc.RpcMethodHandler]],
                                 handler_call_details: grpc.HandlerCallDetails
                                 ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
+        if handler is not None and handler.unary_stream is not None \
+                and handler_call_details.method.startswith(f"/{SERVICE_NAME}/"):
+            return grpc.unary_stream_rpc_method_handler(
+                _guard_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
         if handler is None or handler.unary_unary is None:
-            return handler  # streams (health Watch, reflection) map their own errors
+            return handler  # health Watch and reflection map their own errors
         return grpc.unary_unary_rpc_method_handler(
             _guard(handler.unary_unary), request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)

@@ -23,12 +23,13 @@ from tandem.events import new_meta
 from tandem.v1 import api_pb2, decision_pb2, workload_pb2
 
 from tandem.services.api import convert
-from tandem.services.api.errors import NotFound, Unimplemented
+from tandem.services.api.errors import BadRequest, NotFound
 from tandem.services.api.interceptor import ErrorInterceptor
 from tandem.services.api.orders import STARTUP_WAIT_S, Orders
 from tandem.services.api.status import order_state
 from tandem.services.api.stubs import SERVICE_NAME, add_servicer
 from tandem.services.api.view import SOURCE, KAFKA_TIMEOUT_S, DeciderView
+from tandem.services.api.watch import watch
 
 log = logging.getLogger(__name__)
 MARGIN_S = 0.2  # answered this long before the caller's deadline, so the answer (not the
@@ -114,8 +115,16 @@ class TandemServicer:
 
     async def WatchEvents(self, call: api_pb2.WatchEventsRequest,
                           context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.WatchEvent]:
-        raise Unimplemented("WatchEvents")
-        yield api_pb2.WatchEvent()
+        await self._ready(context)
+        sites = self.view.decider.topology.sites
+        if call.site_id and call.site_id not in sites:
+            raise BadRequest([("site_id", f"{call.site_id!r}: no such site")])
+        async def positioned() -> None:
+            await context.send_initial_metadata(())
+
+        async for ev in watch(self.view.broker, self.view.prefix, call, call.tenant,
+                              self.view.lookup(), positioned):
+            yield ev
 
 
 class ApiServer:

@@ -40,6 +40,7 @@ from tandem.v1 import decider_pb2, decision_pb2, workload_pb2
 from tandem.validation import InvalidEvent
 
 from tandem.services.api.errors import Unavailable
+from tandem.services.api.events import Lookup
 from tandem.services.api.status import StatusFold
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class DeciderView:
     request id and each workload's last decision."""
 
     def __init__(self, broker: str, prefix: str = "") -> None:
-        self.broker = broker
+        self.broker, self.prefix = broker, prefix
         self.topic = T.SPECS[T.DECIDER_BASE].name(prefix)
         self.status_topic = T.SPECS[T.WORKLOAD_STATUS_BASE].name(prefix)
         self.decider = Decider()
@@ -307,6 +308,27 @@ class DeciderView:
         if not admitted.outputs.decisions:
             raise InvalidEvent("invalid", f"request_id = {event.request_id!r}: answered before")
         return admitted.outputs.decisions[0]
+
+    def lookup(self) -> Lookup:
+        """What WatchEvents' filters need to know, answered from this fold as it stands."""
+        def tenant_of(wid: str) -> str:
+            d = self.latest.get(wid)
+            return d.tenant if d is not None else ""
+
+        def sites_of(wid: str) -> frozenset[str]:
+            d = self.latest.get(wid)
+            return frozenset(p.site_id for p in d.placements) if d is not None else frozenset()
+
+        def ends_of(lid: str) -> frozenset[str]:
+            ln = self.decider.topology.links.get(lid)
+            return frozenset((ln.a, ln.b)) if ln is not None else frozenset()
+
+        def kind_of(wid: str, did: str) -> int:
+            d = self.latest.get(wid)
+            return d.kind if d is not None and d.meta.event_id == did \
+                else decision_pb2.DECISION_KIND_PLACED
+
+        return Lookup(tenant_of, sites_of, ends_of, kind_of)
 
     def admitted(self) -> dict[str, Any]:
         """Workloads holding sites and paths now (engine decisions by workload id)."""

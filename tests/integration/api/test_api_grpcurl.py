@@ -48,9 +48,10 @@ class Ran:
     stderr: str
 
 
-async def _run(grpcurl: str, port: int, *args: str, data: object = None) -> Ran:
+async def _run(grpcurl: str, port: int, *args: str, data: object = None,
+               opts: tuple[str, ...] = ()) -> Ran:
     """grpcurl as a child process, awaited (the server runs on this test's event loop)."""
-    cmd = [grpcurl, "-plaintext", "-format-error"]
+    cmd = [grpcurl, "-plaintext", "-format-error", *opts]
     if data is not None:
         cmd += ["-d", json.dumps(data)]
     proc = await asyncio.create_subprocess_exec(*cmd, f"127.0.0.1:{port}", *args,
@@ -66,7 +67,8 @@ async def test_grpcurl_lists_and_calls_everything(api, grpcurl: str) -> None:  #
     assert {"tandem.v1.Tandem", "grpc.health.v1.Health"} <= set(listed.stdout.split())
     methods = (await _run(grpcurl, api.port, "list", "tandem.v1.Tandem")).stdout.split()
     assert {f"tandem.v1.Tandem.{m}" for m in ("PlaceAndConnect", "WhatIf", "Release",
-                                             "GetWorkload", "ListWorkloads", "GetTopology")
+                                             "GetWorkload", "ListWorkloads", "GetTopology",
+                                             "WatchEvents")
             } <= set(methods)
     health = await _run(grpcurl, api.port, "grpc.health.v1.Health/Check",
                   data={"service": "tandem.v1.Tandem"})
@@ -83,6 +85,13 @@ async def test_grpcurl_lists_and_calls_everything(api, grpcurl: str) -> None:  #
                                                            "WORKLOAD_PHASE_PROVISIONING")
     assert (await _run(grpcurl, api.port, "tandem.v1.Tandem/ListWorkloads", data={})).returncode == 0
     assert (await _run(grpcurl, api.port, "tandem.v1.Tandem/GetTopology")).returncode == 0
+    # A stream: from the start, until grpcurl's own time limit ends it.
+    watched = await _run(grpcurl, api.port, "tandem.v1.Tandem/WatchEvents",
+                         data={"kinds": ["EVENT_KIND_DECISION"], "tenant": "acme",
+                               "from_start": True}, opts=("-max-time", "8"))
+    assert '"workload_id": "w-grpcurl"' in watched.stdout, watched.stderr
+    assert '"position": "' in watched.stdout
+    assert json.loads(watched.stderr[watched.stderr.index("{"):])["code"] == 4  # its deadline
     workload["groups"][0]["count"] = 0
     bad = await _run(grpcurl, api.port, "tandem.v1.Tandem/PlaceAndConnect",
                data={"workload": workload, "idempotency_key": "g-2"})
