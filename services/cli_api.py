@@ -3,11 +3,16 @@
 It reads the decider log itself (its own fold, for WhatIf and the read calls) and sends orders
 to tandem.requests, so it needs a broker and a running `tandem worker`; it holds no state that
 a restart loses. Stops on SIGINT and SIGTERM (a grace second for calls in progress).
+
+Security (docs/API.md): `--tls-cert/--tls-key` serve TLS, `--client-ca` makes it mutual (every
+client presents a certificate signed by that CA); `--tokens FILE` requires a bearer token per
+call and isolates tenants. Without a token file the server runs open and says so in its log.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,6 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--listen", default="127.0.0.1:50051",
                    help="address to listen on (default 127.0.0.1:50051; port 0: any free port, "
                         "printed on start)")
+    p.add_argument("--tls-cert", help="PEM certificate chain: serve TLS (with --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument("--client-ca", help="PEM CA: mutual TLS, clients must present a certificate "
+                                       "it signed")
+    p.add_argument("--tokens", help="token file (TOKEN tenant=NAME | TOKEN role=noc per line): "
+                                    "bearer tokens required, tenants isolated")
     p.set_defaults(func=cmd_api)
 
 
@@ -28,24 +39,38 @@ def cmd_api(args: argparse.Namespace) -> int:
     from tandem.cli import UserError
     from tandem.services.cli_worker import _settings
 
+    from tandem.services.api.auth import TokenError, Tokens
+    from tandem.services.api.server import Tls
+
     settings = _settings(args)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UserError("--tls-cert and --tls-key go together")
+    if args.client_ca and not args.tls_cert:
+        raise UserError("--client-ca (mutual TLS) needs --tls-cert and --tls-key")
     try:
-        return asyncio.run(_serve(args.listen, settings.broker, settings.topic_prefix))
-    except OSError as exc:
+        tls = Tls.load(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
+        tokens = Tokens.load(args.tokens) if args.tokens else None
+        return asyncio.run(_serve(args.listen, settings.broker, settings.topic_prefix, tls,
+                                  tokens))
+    except (OSError, TokenError) as exc:
         raise UserError(str(exc)) from None
 
 
-async def _serve(listen: str, broker: str, prefix: str) -> int:
+async def _serve(listen: str, broker: str, prefix: str, tls: Any, tokens: Any) -> int:
     import asyncio
     import signal
 
     from tandem.services.api.server import create_server
 
-    server, port = await create_server(listen, broker, prefix)
+    server, port = await create_server(listen, broker, prefix, tls, tokens)
     await server.start()
     host = listen.rsplit(":", 1)[0]
+    mode = ("mutual TLS" if tls is not None and tls.client_ca else "TLS" if tls is not None
+            else "plaintext")
+    auth = (f"{len(tokens)} bearer token(s)" if tokens is not None
+            else "no token file: open to every caller")
     print(f"tandem api: listening on {host}:{port} (broker {broker}, topic prefix "
-          f"{prefix!r})", flush=True)
+          f"{prefix!r}, {mode}, {auth})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

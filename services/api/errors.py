@@ -52,3 +52,16 @@ class DeadlineExceeded(ApiError):
 
 class Unimplemented(ApiError):
     """UNIMPLEMENTED: an option not built yet."""
+
+
+class PermissionDenied(ApiError):
+    """PERMISSION_DENIED: the caller's token does not allow this (another tenant named, the
+    read-only NOC role changing something). `reason` and `field` travel as ErrorInfo."""
+
+    def __init__(self, message: str, reason: str, field: str = "") -> None:
+        self.reason, self.field = reason, field
+        super().__init__(message)
+
+
+class Unauthenticated(ApiError):
+    """UNAUTHENTICATED: no bearer token, or one the server does not know."""

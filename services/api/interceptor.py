@@ -24,8 +24,10 @@ from tandem.validation import PROCESSING_ERROR, InvalidEvent
 
 from tandem.services.api import convert
 from tandem.services.api.stubs import SERVICE_NAME
+from tandem.services.api.auth import CURRENT, Tokens
 from tandem.services.api.errors import (AlreadyExists, ApiError, BadRequest, DeadlineExceeded,
-                                        Infeasible, NotFound, Unavailable, Unimplemented)
+                                        Infeasible, NotFound, PermissionDenied, Unauthenticated,
+                                        Unavailable, Unimplemented)
 
 log = logging.getLogger(__name__)
 DOMAIN = "tandem.v1"
@@ -38,6 +40,8 @@ _CODES: dict[type[ApiError], int] = {
     Unavailable: code_pb2.UNAVAILABLE,
     DeadlineExceeded: code_pb2.DEADLINE_EXCEEDED,
     Unimplemented: code_pb2.UNIMPLEMENTED,
+    PermissionDenied: code_pb2.PERMISSION_DENIED,
+    Unauthenticated: code_pb2.UNAUTHENTICATED,
 }
 
 
@@ -71,15 +75,26 @@ def status_of(exc: BaseException) -> status_pb2.Status:
                       "decision_id": exc.decision.meta.event_id,
                       "constraint": r.constraint})))
         st.details.append(_pack(exc.decision))
+    elif isinstance(exc, PermissionDenied):
+        st.details.append(_pack(error_details_pb2.ErrorInfo(
+            reason=exc.reason, domain=DOMAIN, metadata={"field": exc.field} if exc.field else {})))
     return st
 
 
 Handler = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
-def _guard(inner: Handler) -> Handler:
+def _authenticate(tokens: Tokens | None, context: grpc.aio.ServicerContext) -> None:
+    """Set the caller's principal for the servicers (`auth.CURRENT`); without a token table
+    every caller is anyone (unrestricted)."""
+    if tokens is not None:
+        CURRENT.set(tokens.authenticate(context.invocation_metadata()))
+
+
+def _guard(inner: Handler, tokens: Tokens | None) -> Handler:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
+            _authenticate(tokens, context)
             return await inner(request, context)
         except (ApiError, InvalidEvent, KafkaError) as exc:
             st = status_of(exc)
@@ -95,11 +110,12 @@ def _guard(inner: Handler) -> Handler:
 StreamHandler = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 
-def _guard_stream(inner: StreamHandler) -> StreamHandler:
+def _guard_stream(inner: StreamHandler, tokens: Tokens | None) -> StreamHandler:
     """`_guard` for a server-streaming handler: an error before or between messages ends the
     stream with its status."""
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
+            _authenticate(tokens, context)
             async for item in inner(request, context):
                 yield item
             return
@@ -115,8 +131,12 @@ def _guard_stream(inner: StreamHandler) -> StreamHandler:
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary-unary and unary-stream handler of ours so the exceptions above
-    become statuses."""
+    """Wraps every handler of tandem.v1.Tandem: authenticates the caller (with a token table)
+    and turns the exceptions above into statuses. Health and reflection are left open: they
+    say nothing of any tenant, and load balancers probe health without credentials."""
+
+    def __init__(self, tokens: Tokens | None = None) -> None:
+        self.tokens = tokens
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails],
                                                              Awaitable[grpc.RpcMethodHandler]],
@@ -126,11 +146,12 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         if handler is not None and handler.unary_stream is not None \
                 and handler_call_details.method.startswith(f"/{SERVICE_NAME}/"):
             return grpc.unary_stream_rpc_method_handler(
-                _guard_stream(handler.unary_stream),
+                _guard_stream(handler.unary_stream, self.tokens),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer)
-        if handler is None or handler.unary_unary is None:
-            return handler  # health Watch and reflection map their own errors
+        if handler is None or handler.unary_unary is None \
+                or not handler_call_details.method.startswith(f"/{SERVICE_NAME}/"):
+            return handler  # health and reflection: open, and map their own errors
         return grpc.unary_unary_rpc_method_handler(
-            _guard(handler.unary_unary), request_deserializer=handler.request_deserializer,
+            _guard(handler.unary_unary, self.tokens), request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)

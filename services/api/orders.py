@@ -66,7 +66,16 @@ class Orders:
         rid = convert.request_id_for(w.tenant, call.idempotency_key)
         event = workload_pb2.RequestEvent(meta=new_meta(SOURCE, correlation_id=rid),
                                           request_id=rid, place=w)
-        d = await self._submit(event, rid, w.workload_id, _left(deadline), _nothing)
+
+        async def not_anothers() -> None:
+            # Workload ids are one namespace for the decider (an order for an admitted id is a
+            # change of that workload): another tenant's id must not be changed through it.
+            held = self.view.admitted().get(w.workload_id)
+            if held is not None and held.holds and held.tenant != w.tenant:
+                raise AlreadyExists(f"workload.workload_id = {w.workload_id!r} is in use by "
+                                    "another tenant (workload ids are global): choose another")
+
+        d = await self._submit(event, rid, w.workload_id, _left(deadline), not_anothers)
         if d.kind == decision_pb2.DECISION_KIND_REJECTED:
             raise Infeasible(d)
         if not call.wait_active:
@@ -171,10 +180,6 @@ class Orders:
                     raise
                 self._producer = producer
             return self._producer
-
-
-async def _nothing() -> None:
-    return None
 
 
 def _left(deadline: float) -> float:

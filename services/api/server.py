@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from collections.abc import AsyncIterator
 
 import grpc
@@ -23,6 +25,7 @@ from tandem.events import new_meta
 from tandem.v1 import api_pb2, decision_pb2, workload_pb2
 
 from tandem.services.api import convert
+from tandem.services.api.auth import CURRENT, Tokens, may_change, may_read
 from tandem.services.api.errors import BadRequest, NotFound
 from tandem.services.api.interceptor import ErrorInterceptor
 from tandem.services.api.orders import STARTUP_WAIT_S, Orders
@@ -54,6 +57,9 @@ class TandemServicer:
 
     async def PlaceAndConnect(self, call: api_pb2.PlaceAndConnectRequest,
                               context: grpc.aio.ServicerContext) -> api_pb2.PlaceAndConnectResponse:
+        if call.HasField("workload"):
+            call.workload.tenant = may_change(CURRENT.get(), call.workload.tenant,
+                                              "workload.tenant")
         d, rid, end = await self.orders.place(call, _timeout(context))
         reply = api_pb2.PlaceAndConnectResponse(
             decision=d, request_id=rid, log_position=self.view.position,
@@ -65,6 +71,9 @@ class TandemServicer:
 
     async def WhatIf(self, call: api_pb2.WhatIfRequest,
                      context: grpc.aio.ServicerContext) -> api_pb2.WhatIfResponse:
+        if call.HasField("workload"):
+            call.workload.tenant = may_read(CURRENT.get(), call.workload.tenant,
+                                            "workload.tenant")
         convert.check_place(call, need_key=False)
         await self._ready(context)
         rid = f"whatif-{uuid.uuid4()}"
@@ -75,12 +84,14 @@ class TandemServicer:
 
     async def Release(self, call: api_pb2.ReleaseWorkloadRequest,
                       context: grpc.aio.ServicerContext) -> api_pb2.ReleaseWorkloadResponse:
+        call.release.tenant = may_change(CURRENT.get(), call.release.tenant, "release.tenant")
         d, rid = await self.orders.release(call, _timeout(context))
         return api_pb2.ReleaseWorkloadResponse(decision=d, request_id=rid,
                                                log_position=self.view.position)
 
     async def GetWorkload(self, call: api_pb2.GetWorkloadRequest,
                           context: grpc.aio.ServicerContext) -> api_pb2.GetWorkloadResponse:
+        call.tenant = may_read(CURRENT.get(), call.tenant)
         convert.require_id(call.workload_id, "workload_id")
         await self._ready(context)
         d = self.view.latest.get(call.workload_id)
@@ -98,6 +109,7 @@ class TandemServicer:
 
     async def ListWorkloads(self, call: api_pb2.ListWorkloadsRequest,
                             context: grpc.aio.ServicerContext) -> api_pb2.ListWorkloadsResponse:
+        call.tenant = may_read(CURRENT.get(), call.tenant)
         await self._ready(context)
         items, token = convert.page(call, self.view.latest,
                                     convert.admitted_ids(self.view.admitted()),
@@ -115,6 +127,7 @@ class TandemServicer:
 
     async def WatchEvents(self, call: api_pb2.WatchEventsRequest,
                           context: grpc.aio.ServicerContext) -> AsyncIterator[api_pb2.WatchEvent]:
+        tenant = may_read(CURRENT.get(), call.tenant)
         await self._ready(context)
         sites = self.view.decider.topology.sites
         if call.site_id and call.site_id not in sites:
@@ -122,7 +135,7 @@ class TandemServicer:
         async def positioned() -> None:
             await context.send_initial_metadata(())
 
-        async for ev in watch(self.view.broker, self.view.prefix, call, call.tenant,
+        async for ev in watch(self.view.broker, self.view.prefix, call, tenant,
                               self.view.lookup(), positioned):
             yield ev
 
@@ -157,10 +170,44 @@ class ApiServer:
         await self.grpc.wait_for_termination()
 
 
-async def create_server(addr: str, broker: str, prefix: str = "") -> tuple[ApiServer, int]:
+@dataclass(frozen=True)
+class Tls:
+    """The server's certificate chain and key (PEM), and with `client_ca` mutual TLS: every
+    client must present a certificate signed by it."""
+
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+
+    @classmethod
+    def load(cls, cert: str, key: str, client_ca: str | None = None) -> Tls:
+        try:
+            return cls(Path(cert).read_bytes(), Path(key).read_bytes(),
+                       Path(client_ca).read_bytes() if client_ca else None)
+        except OSError as exc:
+            raise OSError(f"cannot read {exc.filename}: {exc.strerror}") from None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials([(self.private_key, self.cert_chain)],
+                                           root_certificates=self.client_ca,
+                                           require_client_auth=self.client_ca is not None)
+
+
+async def create_server(addr: str, broker: str, prefix: str = "", tls: Tls | None = None,
+                        tokens: Tokens | None = None) -> tuple[ApiServer, int]:
     """A server bound to `addr` ("127.0.0.1:0" picks a free port), not started yet; with the
-    port it is bound to. Raises OSError when the address cannot be bound."""
-    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=[
+    port it is bound to. `tls`: serve TLS (mutual with a client CA); `tokens`: require a bearer
+    token on every call of tandem.v1.Tandem and isolate tenants (`auth`); without them the
+    server runs open, as the log says. Raises OSError when the address cannot be bound."""
+    if tokens is None:
+        log.warning("api: no token file: every caller may read and change every tenant's "
+                    "workloads (start with --tokens FILE to isolate tenants)")
+    else:
+        log.info("api: %d bearer token(s): tenants isolated, the NOC role read-only", len(tokens))
+        if tls is None:
+            log.warning("api: bearer tokens over plaintext: they can be read on the wire "
+                        "(serve TLS with --tls-cert/--tls-key)")
+    server = grpc.aio.server(interceptors=[ErrorInterceptor(tokens)], options=[
         ("grpc.max_receive_message_length", MAX_MESSAGE)])
     view = DeciderView(broker, prefix)
     orders = Orders(view, broker, prefix)
@@ -171,7 +218,8 @@ async def create_server(addr: str, broker: str, prefix: str = "") -> tuple[ApiSe
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME), server)
     try:
-        port = server.add_insecure_port(addr)
+        port = (server.add_insecure_port(addr) if tls is None
+                else server.add_secure_port(addr, tls.credentials()))
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {addr}: {exc}") from None
     if port == 0:

@@ -67,12 +67,16 @@ def test_tandem_api_command_serves_and_stops_on_sigterm(kafka_bootstrap: str,
     try:
         assert proc.stdout is not None
         port = 0
+        said = []
         for line in proc.stdout:  # the first line names the port (ends when the process does)
+            said.append(line)
             m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
             if m:
                 port = int(m.group(1))
                 break
         assert port, "tandem api did not say where it listens"
+        # Without a token file it runs open, and says so.
+        assert "no token file" in "".join(said) and "plaintext" in said[-1], said
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for reply in health.Watch(health_pb2.HealthCheckRequest(service="tandem.v1.Tandem"),
