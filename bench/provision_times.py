@@ -200,7 +200,7 @@ def _table(title: str, head: list[str], rows: list[list[str]]) -> None:
     try:
         from rich.console import Console
         from rich.table import Table
-    except ImportError:  # rich is not a declared dependency: plain columns then
+    except ImportError:  # an install from before rich was a dependency: plain columns then
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
         print(f"\n{title}")
         for r in [head, *rows]:
