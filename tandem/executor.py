@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tandem.events import derived_id, new_meta
+from tandem.steps import CLEANUP_STEPS
 from tandem.v1 import commands_pb2, decider_pb2, decision_pb2
 
 STEP_TIMEOUT_S = 30.0
@@ -69,25 +70,37 @@ def _cmd(a: D.AnyCommand) -> Command:
     return a.sdn if a.WhichOneof("command") == "sdn" else a.compute
 
 
-def inverse(cmd: Command, at: float) -> Command | None:
-    """What undoes a command that was carried out (None: nothing can, or nothing needs to)."""
+def inverse(cmd: Command, at: float) -> list[Command]:
+    """What undoes a command that was carried out, in the order to send it (empty: nothing
+    can, or nothing needs to). A VM received from another site is first received back there
+    — a relocation inside one vCenter moves it back; between hypervisors the old copy is still
+    there and that is a no-op — and only then deleted here (a no-op after a relocation back):
+    undoing a migration never deletes the only copy."""
     undo_id = f"undo/{cmd.command_id}"
     meta = new_meta(SOURCE, cmd.meta.correlation_id, derived_id("undo", cmd.meta.event_id), at)
     if isinstance(cmd, commands_pb2.SdnCommand):
         if cmd.WhichOneof("op") != "install":
-            return None
-        return commands_pb2.SdnCommand(
+            return []
+        return [commands_pb2.SdnCommand(
             meta=meta, command_id=undo_id, site_id=cmd.site_id,
             remove=commands_pb2.RemovePath(reservation_id=cmd.install.reservation_id,
                                            generation=cmd.install.generation,
-                                           workload_id=cmd.install.workload_id))
+                                           workload_id=cmd.install.workload_id))]
     C = commands_pb2.ComputeCommand
     undo = {C.ACTION_CREATE: C.ACTION_DELETE, C.ACTION_MIGRATE_IN: C.ACTION_DELETE,
             C.ACTION_POWER_ON: C.ACTION_POWER_OFF}.get(cmd.action)
     if undo is None:
-        return None
-    return C(meta=meta, command_id=undo_id, site_id=cmd.site_id, action=undo, vm=cmd.vm,
-             ipv4_address=cmd.ipv4_address)
+        return []
+    out: list[Command] = [C(meta=meta, command_id=undo_id, site_id=cmd.site_id, action=undo,
+                            vm=cmd.vm, ipv4_address=cmd.ipv4_address)]
+    if cmd.action == C.ACTION_MIGRATE_IN and cmd.peer_site_id:
+        back = C(meta=new_meta(SOURCE, cmd.meta.correlation_id,
+                               derived_id("undo-back", cmd.meta.event_id), at),
+                 command_id=f"undo/back/{cmd.command_id}", site_id=cmd.peer_site_id,
+                 action=C.ACTION_MIGRATE_IN, vm=cmd.vm, peer_site_id=cmd.site_id,
+                 ipv4_address=cmd.ipv4_address)
+        out.insert(0, back)
+    return out
 
 
 def _again(cmd: Command, attempt: int) -> Command:
@@ -140,7 +153,10 @@ class Executor:
         job = st.running
         job.waiting.remove(command_id)
         fx.changed.add(workload_id)
-        if not ok and not job.compensating:
+        if not ok and not job.compensating and self._cleanup(job):
+            job.failure += f"{'; ' if job.failure else ''}{command_id} refused: " \
+                           f"{error or 'no reason given'}"
+        elif not ok and not job.compensating:
             self._fail(workload_id, f"{command_id} refused: {error or 'no reason given'}", now, fx)
             return fx
         if not ok:  # an undo refused: the rollback goes on, and the failure says what is left
@@ -148,9 +164,8 @@ class Executor:
 
         if ok and not job.compensating:
             done = next((_cmd(a) for a in job.current if _cmd(a).command_id == command_id), None)
-            undo = inverse(done, now) if done is not None else None
-            if undo is not None:
-                job.undo.append(_any(undo))
+            if done is not None:
+                self._remember_undo(job, done, now)
         if not job.waiting:
             self._advance(workload_id, now, fx)
         return fx
@@ -168,6 +183,11 @@ class Executor:
             late = ", ".join(sorted(job.waiting))
             if job.compensating:
                 job.failure += f"; undoing timed out at {late}"
+                job.waiting[:] = []
+                self._advance(wid, now, fx)
+            elif job.attempt >= MAX_ATTEMPTS and self._cleanup(job):
+                job.failure += f"{'; ' if job.failure else ''}step {job.step + 1} " \
+                               f"({self._what(job)}) timed out: no answer for {late}"
                 job.waiting[:] = []
                 self._advance(wid, now, fx)
             elif job.attempt < MAX_ATTEMPTS:
@@ -206,6 +226,8 @@ class Executor:
     def _advance(self, wid: str, now: float, fx: Effects) -> None:
         st = self.states[wid]
         job = st.running
+        if job.compensating and self._send_undo(job, now, fx):
+            return  # the next undo phase
         if job.compensating:  # undone: the decider returns the reservation
             d = job.decision
             fx.to_decider.append(_verdict(d, now, failed=decider_pb2.ExecutionFailed(
@@ -230,22 +252,54 @@ class Executor:
         done = {_cmd(a).command_id.removeprefix("undo/") for a in job.undo}
         for a in job.current:
             cmd = _cmd(a)
-            back = inverse(cmd, now) if cmd.command_id not in done else None
-            if back is not None:
-                job.undo.append(_any(back))
-        undo = [_cmd(a) for a in reversed(job.undo)]
+            if cmd.command_id not in done:
+                self._remember_undo(job, cmd, now)
+        if not self._send_undo(job, now, fx):
+            self._advance(wid, now, fx)
+
+    @staticmethod
+    def _remember_undo(job: D.ExecutorJob, cmd: Command, now: float) -> None:
+        """Record what undoes `cmd` (done in step `job.step`): phase 4·step + 3, 2, ... so
+        that a later step is undone first and, within one, the parts in their order."""
+        parts = inverse(cmd, now)
+        for i, part in enumerate(parts):
+            job.undo.append(_any(part))
+            job.undo_phase.append(4 * job.step + 3 - i)
+
+    @staticmethod
+    def _send_undo(job: D.ExecutorJob, now: float, fx: Effects) -> bool:
+        """Send the highest undo phase left (latest done first within it); False: none left."""
+        if not job.undo:
+            return False
+        top = max(job.undo_phase)
+        pairs = list(zip(job.undo, job.undo_phase))
+        group = [_cmd(a) for a, p in reversed(pairs) if p == top]
+        del job.undo[:], job.undo_phase[:]
+        for a, p in pairs:
+            if p != top:
+                job.undo.append(a)
+                job.undo_phase.append(p)
         job.attempt, job.deadline = 1, now + STEP_TIMEOUT_S
         del job.current[:]
-        job.current.extend(_any(c) for c in undo)
-        job.waiting[:] = [c.command_id for c in undo]
-        fx.commands += undo
-        if not undo:
-            self._advance(wid, now, fx)
+        job.current.extend(_any(c) for c in group)
+        job.waiting[:] = [c.command_id for c in group]
+        fx.commands += group
+        return True
+
+    @staticmethod
+    def _cleanup(job: D.ExecutorJob) -> bool:
+        """A step after the new state is live (VMs migrated out, old paths removed, VMs
+        deleted): its failure is reported, never undone — rolling back a working change
+        because an old entry or VM could not be removed would trade a leftover for an outage."""
+        return bool(job.decision.steps) and job.decision.steps[job.step].what in CLEANUP_STEPS
 
     def _finish(self, wid: str, d: D.Decision, now: float, fx: Effects) -> None:
         phase = _DONE_PHASE.get(d.kind, D.WORKLOAD_PHASE_ACTIVE)
-        fx.statuses.append(self._status(d, phase, "all steps acknowledged" if d.steps
-                                        else "nothing to do", len(d.steps), now))
+        job = self.states[wid].running if wid in self.states else None
+        left = job.failure if job is not None and job.HasField("decision") else ""
+        reason = ("all steps acknowledged" if d.steps else "nothing to do") if not left else \
+            f"in place, but clean-up failed (left behind, for the operator): {left}"
+        fx.statuses.append(self._status(d, phase, reason, len(d.steps), now))
         if d.plan_id:
             fx.to_decider.append(_verdict(d, now, done=decider_pb2.ExecutionDone(
                 workload_id=wid, decision_id=d.meta.event_id, revision=d.revision,

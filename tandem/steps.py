@@ -38,6 +38,8 @@ C = commands_pb2.ComputeCommand
 STEP_NAMES = ("create VMs", "install new paths (transit and egress)", "switch over at the ingress",
               "power VMs on", "migrate VMs out", "remove old paths", "delete VMs")
 CREATE, INSTALL, SWITCH, POWER_ON, MIGRATE_OUT, REMOVE, DELETE = range(len(STEP_NAMES))
+# Steps after the new state is live: the executor reports their failures and undoes nothing.
+CLEANUP_STEPS = frozenset(STEP_NAMES[MIGRATE_OUT:])
 
 
 def _paths(d: Decision | None) -> dict[str, Reservation]:

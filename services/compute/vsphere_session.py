@@ -257,13 +257,26 @@ class Session:
     @staticmethod
     def properties(content: Any, objs: Sequence[Any], obj_type: Any,
                    props: Sequence[str]) -> list[tuple[Any, dict[str, Any]]]:
-        """Properties of the given objects, in one round trip."""
-        if not objs:
-            return []
-        spec = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=o, skip=False) for o in objs],
-                             propSet=[PC.PropertySpec(type=obj_type, pathSet=list(props),
-                                                      all=False)])
-        return Session._collect(content.propertyCollector, spec)
+        """Properties of the given objects, in one round trip. An object gone meanwhile (a VM
+        deleted between reading a host's `vm` list and reading the VMs — and, on govmomi's
+        simulator, a VM relocated away and then deleted, which its first host keeps listing)
+        faults the whole call with `ManagedObjectNotFound` naming it: it is left out and the
+        others read again, so one vanished VM never fails a capacity reading or a create."""
+        left = list(objs)
+        while left:
+            spec = PC.FilterSpec(objectSet=[PC.ObjectSpec(obj=o, skip=False) for o in left],
+                                 propSet=[PC.PropertySpec(type=obj_type, pathSet=list(props),
+                                                          all=False)])
+            try:
+                return Session._collect(content.propertyCollector, spec)
+            except vmodl.fault.ManagedObjectNotFound as exc:
+                gone = getattr(getattr(exc, "obj", None), "_moId", None)
+                kept = [o for o in left if o._moId != gone]
+                if gone is None or len(kept) == len(left):
+                    raise  # not one of ours: the caller's retry decides
+                log.info("vCenter: %s is gone; reading the other %d objects", gone, len(kept))
+                left = kept
+        return []
 
     @staticmethod
     def _collect(pc: Any, spec: Any) -> list[tuple[Any, dict[str, Any]]]:

@@ -182,6 +182,29 @@ def test_migrate_in_relocates_within_vcenter(private_vcsim: Vcsim, govc_ready: P
         b.close()
 
 
+@pytest.mark.parametrize("private_vcsim", ["-cluster 2"], indirect=True)
+def test_a_vm_moved_away_and_deleted_does_not_break_the_first_cluster(
+        private_vcsim: Vcsim, govc_ready: Path, name: str) -> None:
+    """After a relocation to another cluster and a delete there, the first cluster's host
+    still lists the VM on the simulator (a stale reference, as a VM deleted meanwhile is on a
+    real vCenter): reading capacity and creating there go on without it."""
+    a = VsphereDriver(private_vcsim.config(cluster="DC0_C0", folder="site-a"))
+    b = VsphereDriver(private_vcsim.config(cluster="DC0_C1", folder="site-b"))
+    other = f"{workload(name)}x-g0-0"
+    try:
+        before = a.capacity()
+        a.create(name, workload(name), *SPEC)
+        assert b.migrate_in(name, workload(name), *SPEC, power_on=False).changed
+        assert b.delete(name).changed
+        assert a.capacity() == before
+        assert a.create(other, workload(other), *SPEC).changed
+        assert vm_paths(a.config, other) == [f"/DC0/vm/site-a/{other}"]
+    finally:
+        a.delete(other)
+        a.close()
+        b.close()
+
+
 def test_clone_from_template(vcsim: Vcsim, govc_ready: Path, name: str) -> None:
     plain = vcsim.config()
     tmpl = f"tmpl{uuid.uuid4().hex[:6]}"

@@ -7,7 +7,7 @@ from tandem.addressing import Blocks
 from tandem.engine.decision import Decision, Kind, Reservation
 from tandem.engine.workload import Demand, VmGroup, WorkloadRequest
 from tandem.events import derived_id, new_meta
-from tandem.executor import MAX_ATTEMPTS, STEP_TIMEOUT_S, Executor
+from tandem.executor import MAX_ATTEMPTS, STEP_TIMEOUT_S, Effects, Executor
 from tandem.pbconvert import decision_to_pb
 from tandem.steps import plan
 from tandem.v1 import decision_pb2 as D
@@ -44,6 +44,15 @@ def ack_all(ex: Executor, cmds: list, wid: str = "w", now: float = 1.0) -> list:
     return statuses
 
 
+def ack_phase(ex: Executor, cmds: list, now: float, wid: str = "w") -> Effects:
+    """Acknowledge every command of a step (or undo phase) OK; the effects of the last."""
+    assert cmds
+    fx = Effects()
+    for c in cmds:
+        fx = ex.ack(wid, c.command_id, True, "", now)
+    return fx
+
+
 def test_steps_go_one_after_the_other_then_active() -> None:
     ex = Executor()
     msg, _ = decision()
@@ -78,14 +87,13 @@ def test_a_refusal_undoes_what_was_done_in_reverse_and_hands_back() -> None:
     assert "OFPET_FLOW_MOD_FAILED" in fx.statuses[-1].reason
     undo = fx.commands
     # both installs of the failing step are removed first (the refused one may have left a
-    # meter or part of its entries), then the VMs deleted
-    assert [(c.WhichOneof("op"), c.site_id) for c in undo[:2]] == [
+    # meter or part of its entries); the VMs are deleted only once that is acknowledged
+    assert [(c.WhichOneof("op"), c.site_id) for c in undo] == [
         ("remove", second[1].site_id), ("remove", second[0].site_id)]
-    assert {c.action for c in undo[2:]} == {C.ACTION_DELETE} and len(undo) == 4
-    fx2 = None
-    for c in undo:
-        fx2 = ex.ack("w", c.command_id, True, "", 2.0)
-    assert fx2 is not None and len(fx2.to_decider) == 1
+    deletes = ack_phase(ex, undo, 2.0).commands
+    assert {c.action for c in deletes} == {C.ACTION_DELETE} and len(deletes) == 2
+    fx2 = ack_phase(ex, deletes, 2.0)
+    assert len(fx2.to_decider) == 1
     failed = fx2.to_decider[0].execution_failed
     assert failed.workload_id == "w" and failed.revision == 0 and "refused" in failed.reason
     assert "w" not in ex.states
@@ -106,16 +114,24 @@ def test_a_refused_power_on_undoes_every_step_in_reverse_and_names_a_refused_und
     ex.ack("w", on_a.command_id, True, "", 1.0)
     fx = ex.ack("w", on_b.command_id, False, "host in maintenance", 1.0)
     assert fx.statuses[-1].phase == P.WORKLOAD_PHASE_FAILED
-    kinds = [(c.action if hasattr(c, "action") else c.WhichOneof("op"), c.site_id)
-             for c in fx.commands]
+
+    def kinds(cmds: list) -> list:
+        return [(c.action if hasattr(c, "action") else c.WhichOneof("op"), c.site_id)
+                for c in cmds]
+
     ingress = msg.steps[2].sdn[0].site_id
     transit = sorted(c.site_id for c in msg.steps[1].sdn)
-    # the refused power-on too: it may have been carried out in part
-    assert kinds[:2] == [(C.ACTION_POWER_OFF, on_b.site_id), (C.ACTION_POWER_OFF, on_a.site_id)]
-    assert kinds[2] == ("remove", ingress)
-    assert sorted(site for op, site in kinds[3:5]) == transit and {op for op, _ in kinds[3:5]} == {
-        "remove"}
-    assert sorted(kinds[5:]) == sorted((C.ACTION_DELETE, c.site_id) for c in msg.steps[0].compute)
+    # one phase per step, latest first; the refused power-on too (it may have been done in part)
+    assert kinds(fx.commands) == [(C.ACTION_POWER_OFF, on_b.site_id),
+                                  (C.ACTION_POWER_OFF, on_a.site_id)]
+    fx = ack_phase(ex, fx.commands, 2.0)
+    assert kinds(fx.commands) == [("remove", ingress)]
+    fx = ack_phase(ex, fx.commands, 2.0)
+    assert sorted(site for _, site in kinds(fx.commands)) == transit
+    assert {op for op, _ in kinds(fx.commands)} == {"remove"}
+    fx = ack_phase(ex, fx.commands, 2.0)
+    assert sorted(kinds(fx.commands)) == sorted((C.ACTION_DELETE, c.site_id)
+                                                for c in msg.steps[0].compute)
     *rest, last = fx.commands
     for c in rest:
         ex.ack("w", c.command_id, True, "", 2.0)
@@ -176,3 +192,80 @@ def test_a_release_without_steps_is_released_at_once() -> None:
     msg, _ = decision(kind=Kind.RELEASED)
     fx = ex.decision(msg, 0.0)
     assert [s.phase for s in fx.statuses] == [P.WORKLOAD_PHASE_RELEASED]
+
+
+def _active(ex: Executor, msg: D.Decision) -> None:
+    ex.decision(msg, 0.0)
+    for step in msg.steps:
+        ack_phase(ex, [*step.sdn, *step.compute], 1.0)
+    assert "w" not in ex.states
+
+
+def test_a_failed_migration_receives_the_vm_back_before_deleting_the_new_copy() -> None:
+    """Undoing a migration never deletes the only copy: the old site receives the VM back
+    (a relocation inside one vCenter moves it; between hypervisors it is still there, a
+    no-op), and only once that is acknowledged is the new site's copy deleted."""
+    ex = Executor()
+    first, eng = decision()
+    _active(ex, first)
+    moved, _ = decision(kind=Kind.MIGRATED, old=eng, rev=1, sites=("fra", "par"),
+                        links=("fra-par",))
+    fx = ex.decision(moved, 2.0)
+    [mig] = [c for c in fx.commands if c.action == C.ACTION_MIGRATE_IN]
+    assert (mig.site_id, mig.peer_site_id) == ("fra", "ams")
+    ack_phase(ex, fx.commands, 2.0)
+    install = [*moved.steps[1].sdn][0]
+    fx = ex.ack("w", install.command_id, False, "OFPET_FLOW_MOD_FAILED", 3.0)
+    assert all(c.WhichOneof("op") == "remove" for c in fx.commands)
+    fx = ack_phase(ex, fx.commands, 3.0)
+    [back] = fx.commands
+    assert (back.action, back.site_id, back.peer_site_id) == (C.ACTION_MIGRATE_IN, "ams", "fra")
+    fx = ack_phase(ex, fx.commands, 3.0)
+    [gone] = fx.commands
+    assert (gone.action, gone.site_id, gone.vm.vm_name) == (C.ACTION_DELETE, "fra",
+                                                             mig.vm.vm_name)
+    assert ack_phase(ex, fx.commands, 3.0).to_decider  # then the decider rolls back
+
+
+def test_a_failed_clean_up_is_reported_not_undone() -> None:
+    """Removing a reroute's old path fails at one site: the new path is live, so nothing is
+    undone and the decider is not asked to roll back; the workload is ACTIVE and the status
+    says what was left behind, for the operator."""
+    ex = Executor()
+    first, eng = decision()
+    _active(ex, first)
+    second, _ = decision(kind=Kind.REROUTED, old=eng, rev=1, sites=("ams", "lon", "par"),
+                         links=("ams-lon", "lon-par"))
+    ex.decision(second, 2.0)
+    for step in second.steps[:-1]:
+        ack_phase(ex, [*step.sdn, *step.compute], 2.0)
+    assert second.steps[-1].what == "remove old paths"
+    bad, *good = second.steps[-1].sdn
+    fx = ex.ack("w", bad.command_id, False, "switch unreachable", 3.0)
+    assert not fx.commands and not fx.to_decider
+    fx = ack_phase(ex, good, 3.0)
+    assert not fx.commands and not fx.to_decider
+    [st] = fx.statuses
+    assert st.phase == P.WORKLOAD_PHASE_ACTIVE and "clean-up failed" in st.reason
+    assert bad.command_id in st.reason and "switch unreachable" in st.reason
+    assert "w" not in ex.states
+
+
+def test_a_clean_up_step_that_never_answers_ends_reported_after_its_attempts() -> None:
+    ex = Executor()
+    first, eng = decision()
+    _active(ex, first)
+    rel, _ = decision(kind=Kind.RELEASED, old=eng, rev=1)
+    fx = ex.decision(rel, 0.0)
+    assert [s.what for s in rel.steps] == ["remove old paths", "delete VMs"]
+    ack_phase(ex, fx.commands[1:], 1.0)  # one removal never answers
+    t = 0.0
+    for _ in range(MAX_ATTEMPTS - 1):
+        t += STEP_TIMEOUT_S + 1
+        assert [c.command_id for c in ex.tick(t).commands] == [fx.commands[0].command_id]
+    fx2 = ex.tick(t + STEP_TIMEOUT_S + 1)  # given up: on to deleting the VMs, nothing undone
+    assert {c.action for c in fx2.commands} == {C.ACTION_DELETE} and not fx2.to_decider
+    end = ack_phase(ex, fx2.commands, t + 40)
+    [st] = end.statuses
+    assert st.phase == P.WORKLOAD_PHASE_RELEASED and "timed out" in st.reason
+    assert fx.commands[0].command_id in st.reason
