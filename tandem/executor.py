@@ -271,6 +271,8 @@ class Executor:
         """Send the highest undo phase left (latest done first within it); False: none left."""
         if not job.undo:
             return False
+        if len(job.undo_phase) < len(job.undo):  # state saved before phases existed: one phase
+            job.undo_phase.extend([0] * (len(job.undo) - len(job.undo_phase)))
         top = max(job.undo_phase)
         pairs = list(zip(job.undo, job.undo_phase))
         group = [_cmd(a) for a, p in reversed(pairs) if p == top]

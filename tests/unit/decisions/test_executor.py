@@ -269,3 +269,22 @@ def test_a_clean_up_step_that_never_answers_ends_reported_after_its_attempts() -
     [st] = end.statuses
     assert st.phase == P.WORKLOAD_PHASE_RELEASED and "timed out" in st.reason
     assert fx.commands[0].command_id in st.reason
+
+
+def test_a_state_saved_before_undo_phases_existed_still_undoes_everything() -> None:
+    ex = Executor()
+    msg, _ = decision()
+    ex.decision(msg, 0.0)
+    first = [*msg.steps[0].sdn, *msg.steps[0].compute]
+    ack_phase(ex, first, 1.0)
+    job = ex.states["w"].running
+    del job.undo_phase[:]  # as an older executor persisted it
+    second = [*msg.steps[1].sdn, *msg.steps[1].compute]
+    fx = ex.ack("w", second[0].command_id, False, "refused", 1.0)
+    sent = list(fx.commands)
+    while fx.commands:
+        fx = ack_phase(ex, fx.commands, 2.0)
+        sent += fx.commands
+    assert {c.action for c in sent if hasattr(c, "action")} == {C.ACTION_DELETE}
+    assert len([c for c in sent if hasattr(c, "action")]) == len(first)
+    assert fx.to_decider
