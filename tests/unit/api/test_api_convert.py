@@ -180,3 +180,30 @@ def test_topology_view_counts_reservations() -> None:
     assert sum(used.values()) == 12  # 2 x 4 + 1 x 4 vCPUs
     sites0, links0 = convert.topology_view(federated().topology, None)
     assert all(lv.reservations == 0 for lv in links0) and len(sites0) == len(sites)
+
+
+def test_what_if_lends_the_address_blocks_and_gives_them_back_unchanged() -> None:
+    from tandem.services.api.view import DeciderView
+
+    d = federated()
+    for i in range(3):
+        d.admit("request", request(f"r{i}", order(f"w{i}")).SerializeToString(), time.time())
+    view = DeciderView("unused:0")
+    view.decider = d
+    before = (dict(d.blocks.owned), set(d.blocks.used))
+    probe = request("whatif-9", order("w9"))
+    now = time.time()
+    got = view.what_if(probe, now)
+    assert got.kind == D.DECISION_KIND_PLACED
+    assert (dict(d.blocks.owned), set(d.blocks.used)) == before
+    # A rejected what-if (its fold allocates nothing) and an invalid one give them back too.
+    assert view.what_if(request("whatif-jp", order("wjp", jurisdiction="JP")), now).kind == \
+        D.DECISION_KIND_REJECTED
+    with pytest.raises(InvalidEvent):
+        bad = order("wbad")
+        bad.groups[0].count = 0
+        view.what_if(request("whatif-bad", bad), now)
+    assert (dict(d.blocks.owned), set(d.blocks.used)) == before
+    # The same decision, addresses included, as the decider itself then takes.
+    real = d.admit("request", probe.SerializeToString(), now)
+    assert real.outputs.decisions[0] == got
