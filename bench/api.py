@@ -155,6 +155,7 @@ async def _run(args: argparse.Namespace) -> int:
     await producer.start()
     await consumer.start()
     arrived: dict[str, int] = {}
+    seen_at: dict[str, float] = {}  # request id → when this process saw its decision on the topic
     api: subprocess.Popen[str] | None = None
     phases: list[dict[str, Any]] = []
 
@@ -162,6 +163,7 @@ async def _run(args: argparse.Namespace) -> int:
         async for rec in consumer:
             d = decision_pb2.Decision.FromString(rec.value)
             arrived.setdefault(d.request_id, d.kind)
+            seen_at.setdefault(d.request_id, time.perf_counter())
 
     collector = asyncio.create_task(collect())
     try:
@@ -219,9 +221,11 @@ async def _run(args: argparse.Namespace) -> int:
                 rel_lat: list[float] = []
                 outcomes: dict[str, int] = {}
                 releases: list[asyncio.Task[None]] = []
+                sent_at: dict[str, float] = {}  # request id → when its call left
 
                 async def place(i: int) -> None:
                     w = next(orders)
+                    t = time.perf_counter()
                     try:
                         reply = await stub.PlaceAndConnect(api_pb2.PlaceAndConnectRequest(
                             workload=w, idempotency_key=f"bench-{w.workload_id}"), timeout=10)
@@ -230,6 +234,7 @@ async def _run(args: argparse.Namespace) -> int:
                             raise
                         outcomes["REJECTED"] = outcomes.get("REJECTED", 0) + 1
                         return  # a decision too (timed): the engine found no room
+                    sent_at[reply.request_id] = t
                     k = decision_pb2.DecisionKind.Name(reply.decision.kind)
                     k = k.removeprefix("DECISION_KIND_")
                     outcomes[k] = outcomes.get(k, 0) + 1
@@ -249,9 +254,15 @@ async def _run(args: argparse.Namespace) -> int:
 
                 lat, n, sent, errors = await _open_loop(rate, args.seconds, place)
                 await asyncio.gather(*releases)
+                # The same decisions as this process saw them on tandem.decisions: the decision
+                # path (API check and send, Kafka, the decider) without the server's fold.
+                topic = [(seen_at[r] - t) * 1000 for r, t in sent_at.items() if r in seen_at]
                 phases.append({"call": "PlaceAndConnect", "rate_target": rate,
                                **_summary(lat, n, sent), "outcomes": outcomes, "errors": errors,
-                               "release_latency_ms_p50": percentile(rel_lat, 0.5)})
+                               "release_latency_ms_p50": percentile(rel_lat, 0.5),
+                               "on_decisions_topic_ms": {"p50": percentile(topic, 0.5),
+                                                         "p99": percentile(topic, 0.99),
+                                                         "n": len(topic)}})
                 _say(phases[-1])
     finally:
         collector.cancel()
@@ -281,8 +292,11 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _say(ph: dict[str, Any]) -> None:
     lm = ph["latency_ms"]
+    topic = ph.get("on_decisions_topic_ms")
+    also = (f"; on tandem.decisions: p50 {topic['p50']:.1f} ms, p99 {topic['p99']:.1f} ms"
+            if topic else "")
     print(f"  {ph['call']:<16}{ph['rate_target']:>6.0f}/s: p50 {lm['p50']:.1f} ms, p99 "
-          f"{lm['p99']:.1f} ms ({ph['answered']} of {ph['calls']} answered)", flush=True)
+          f"{lm['p99']:.1f} ms ({ph['answered']} of {ph['calls']} answered){also}", flush=True)
 
 
 def _table(phases: list[dict[str, Any]]) -> None:
