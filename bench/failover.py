@@ -42,7 +42,7 @@ from tandem.bench.stats import percentile
 
 OUT = Path("bench/out/failover.json")
 RECOVERY = re.compile(rb"decider: state rebuilt up to offset (\d+): (.*?), then (\d+) inputs "
-                      rb"folded \((\d+) refused\) in ([0-9.]+) s")
+                      rb"folded \((\d+) refused(?:; \d+ log records read)?\) in ([0-9.]+) s")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:

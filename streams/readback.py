@@ -76,9 +76,11 @@ async def wait_committed(broker: str, group_id: str, topics: list[str],
         await asyncio.sleep(0.2)
 
 
-async def read_topic(bootstrap: str, topic: str, end: int | None = None) -> list[Any]:
-    """Records of partition 0 of `topic` from offset 0 up to `end` (default: the current end)."""
-    return await _read(bootstrap, topic, only_partition=0, end=end)
+async def read_topic(bootstrap: str, topic: str, end: int | None = None,
+                     start: int = 0) -> list[Any]:
+    """Records of partition 0 of `topic` from offset `start` up to `end` (default: the current
+    end)."""
+    return await _read(bootstrap, topic, only_partition=0, end=end, start=start)
 
 
 async def read_tail(bootstrap: str, topic: str, n: int) -> list[Any]:
@@ -93,7 +95,8 @@ async def read_all_partitions(bootstrap: str, topic: str) -> list[Any]:
 
 
 async def _read(bootstrap: str, topic: str, only_partition: int | None = None,
-                end: int | None = None, timeout: float = 60.0, last: int = 0) -> list[Any]:
+                end: int | None = None, timeout: float = 60.0, last: int = 0,
+                start: int = 0) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed", auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=4 * 1024 * 1024)
@@ -107,11 +110,11 @@ async def _read(bootstrap: str, topic: str, only_partition: int | None = None,
         if end is not None:
             ends = {tp: min(e, end) for tp, e in ends.items()}
         for tp in tps:
-            consumer.seek(tp, max(0, ends[tp] - last) if last else 0)
+            consumer.seek(tp, max(0, ends[tp] - last) if last else min(start, ends[tp]))
         out: list[Any] = []
         # Done with a partition once the consumer's position reaches the end: offsets have
         # holes (transaction markers, aborted records), so the last record is not the end.
-        need = {tp: ends[tp] for tp in tps if ends[tp] > 0}
+        need = {tp: ends[tp] for tp in tps if ends[tp] > (0 if last else start)}
         deadline = time.monotonic() + timeout
         while need:
             if time.monotonic() > deadline:

@@ -74,7 +74,9 @@ class DeciderMemory:
         decided and published already): the newest usable snapshot, then the log after it."""
         started = time.monotonic()
         decider, base, why = await self._from_snapshot(upto)
-        records = await read_topic(self.broker, self.log_topic, upto) if upto > base else []
+        # Only the log after the snapshot is read: a takeover costs the tail, not the history.
+        records = await read_topic(self.broker, self.log_topic, upto, start=base) \
+            if upto > base else []
         bad = 0
         for n, r in enumerate(records):
             if r.offset >= base:
@@ -88,8 +90,9 @@ class DeciderMemory:
         took = time.monotonic() - started
         self.last_recovery = {"snapshot_offset": base, "folded": upto - base, "seconds": took,
                               "snapshot": why}
-        log.info("decider: state rebuilt up to offset %d: %s, then %d inputs folded (%d refused) "
-                 "in %.2f s", upto, why, max(0, upto - base), bad, took)
+        log.info("decider: state rebuilt up to offset %d: %s, then %d inputs folded (%d refused; "
+                 "%d log records read) in %.2f s", upto, why, max(0, upto - base), bad,
+                 len(records), took)
 
     async def _from_snapshot(self, upto: int) -> tuple[Decider, int, str]:
         """(decider, the log offset it covers, what was used) — a fresh decider at 0 when no

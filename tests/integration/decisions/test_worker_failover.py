@@ -177,3 +177,55 @@ async def test_killed_inside_a_transaction_publishes_every_output_once(
         stop(first, signal.SIGKILL)
         if second is not None:
             stop(second, signal.SIGTERM)
+
+
+async def test_a_takeover_restores_the_snapshot_and_reads_only_the_log_after_it(
+        bus: Bus, tmp_path: Path) -> None:
+    """Past a snapshot (every 1,000 inputs), a worker taking over restores it and folds only
+    the tail of the decider log: the log line says how much, the first worker's answers are
+    not given twice, and the new worker decides what comes next."""
+    import re
+
+    from conftest import release  # type: ignore[import-not-found]
+
+    first = start_worker(bus.bootstrap, bus.prefix, tmp_path, "first")
+    second = None
+    try:
+        await bus.inventory()
+        topic = bus.name(T.REQUESTS_BASE)
+        for i in range(560):  # 1,120 inputs: an order and its release each
+            w = f"s{i}"
+            await bus.producer.send(topic, place(f"o{i}", w, bw=5, vcpus=1).SerializeToString(),
+                                    key=w.encode())
+            await bus.producer.send(topic, release(f"x{i}", w).SerializeToString(),
+                                    key=w.encode())
+        await bus.producer.flush()
+        await bus.wait_read(bus.name(T.DECISIONS_BASE), D.Decision,
+                            lambda ds: len({d.request_id for d in ds}) >= 1120, 180)
+        for i in range(5):  # a tail after the snapshot
+            await bus.send(T.REQUESTS_BASE, place(f"t{i}", f"t{i}", bw=5, vcpus=1),
+                           f"t{i}".encode())
+        await bus.wait_read(bus.name(T.DECISIONS_BASE), D.Decision,
+                            lambda ds: {f"t{i}" for i in range(5)} <= {d.request_id for d in ds})
+        stop(first, signal.SIGKILL)
+        second = start_worker(bus.bootstrap, bus.prefix, tmp_path, "second")
+        await bus.send(T.REQUESTS_BASE, place("o0", "s0", bw=5, vcpus=1), b"s0")  # a repeat
+        await bus.send(T.REQUESTS_BASE, place("after", "after", bw=5, vcpus=1), b"after")
+        decisions = await bus.wait_read(bus.name(T.DECISIONS_BASE), D.Decision,
+                                        lambda ds: any(d.request_id == "after" for d in ds), 120)
+        log = (tmp_path / "second.log").read_text()
+        m = re.search(r"decider: state rebuilt up to offset (\d+): snapshot at offset (\d+) "
+                      r"restored, then (\d+) inputs folded \(\d+ refused; (\d+) log records "
+                      r"read\)", log)
+        assert m, f"no takeover from a snapshot in the second worker's log:\n{log[-3000:]}"
+        upto, base, folded, read = map(int, m.groups())
+        assert base >= 1000 and 0 < folded == upto - base < 1000, m.group(0)
+        # only the tail was read (offsets count transaction markers too: fewer records)
+        assert 0 < read <= folded, m.group(0)
+        per_request = Counter(d.request_id for d in decisions)
+        assert per_request["o0"] == 1 and per_request["after"] == 1
+        assert max(per_request.values()) == 1
+    finally:
+        stop(first, signal.SIGKILL)
+        if second is not None:
+            stop(second, signal.SIGTERM)
