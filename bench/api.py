@@ -138,7 +138,10 @@ async def _run(args: argparse.Namespace) -> int:
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     topo = load_topology(args.topology)
     await ensure_topics(args.broker, T.core_topics(prefix))
-    name = lambda base: T.SPECS[base].name(prefix)  # noqa: E731
+
+    def name(base: str) -> str:
+        return T.SPECS[base].name(prefix)
+
     rates = [float(r) for r in args.rates.split(",") if r]
     calls = sum(int(r * args.seconds) for r in rates)
     s = args.bw_scale
@@ -180,10 +183,11 @@ async def _run(args: argparse.Namespace) -> int:
         while len(admitted) < args.active:
             batch = [next(stream) for _ in range(min(200, 2 * (args.active - len(admitted))))]
             for req in batch:
-                ev = workload_pb2.RequestEvent(meta=new_meta("bench"), request_id=req.request_id,
-                                               place=request_to_pb(req))
+                order = workload_pb2.RequestEvent(meta=new_meta("bench"),
+                                                  request_id=req.request_id,
+                                                  place=request_to_pb(req))
                 await producer.send(name(T.REQUESTS_BASE), key=req.workload_id.encode(),
-                                    value=ev.SerializeToString())
+                                    value=order.SerializeToString())
             await producer.flush()
             deadline = time.monotonic() + 300
             while not all(r.request_id in arrived for r in batch):

@@ -225,7 +225,7 @@ async def _release(args: argparse.Namespace, target: Any) -> int:
     return 0
 
 
-def _phases(names: list[str]) -> list[int]:
+def _phases(names: list[str]) -> list[Any]:
     from tandem.v1 import decision_pb2
 
     out = []
@@ -291,7 +291,7 @@ async def _watch(args: argparse.Namespace, target: Any) -> int:
     from tandem.services.api import present
     from tandem.v1 import api_pb2
 
-    kinds = []
+    kinds: list[Any] = []
     for k in args.kind:
         full = "EVENT_KIND_" + k.upper()
         if full not in api_pb2.EventKind.keys():

@@ -68,7 +68,7 @@ class Target:
 
 def details_of(err: grpc.aio.AioRpcError) -> list[Message]:
     """The google.rpc.Status details of a failed call (BadRequest, ErrorInfo, Decision)."""
-    st = rpc_status.from_call(err)  # type: ignore[arg-type]
+    st = rpc_status.from_call(err)
     out: list[Message] = []
     for a in (st.details if st is not None else []):
         for cls in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo,

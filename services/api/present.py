@@ -27,11 +27,11 @@ def kind(d: decision_pb2.Decision) -> str:
 
 
 def phase(p: int) -> str:
-    return D.WorkloadPhase.Name(p).removeprefix("WORKLOAD_PHASE_").lower()  # type: ignore[arg-type]
+    return D.WorkloadPhase.Name(p).removeprefix("WORKLOAD_PHASE_").lower()
 
 
 def order_state(s: int) -> str:
-    name = api_pb2.ServiceOrderState.Name(s).removeprefix("SERVICE_ORDER_STATE_")  # type: ignore[arg-type]
+    name = api_pb2.ServiceOrderState.Name(s).removeprefix("SERVICE_ORDER_STATE_")
     head, *rest = name.lower().split("_")
     return head + "".join(w.title() for w in rest)  # TMF641 spelling: inProgress
 

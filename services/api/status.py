@@ -25,7 +25,7 @@ END_PHASES = frozenset({D.WORKLOAD_PHASE_ACTIVE, D.WORKLOAD_PHASE_FAILED,
                         D.WORKLOAD_PHASE_ROLLED_BACK, D.WORKLOAD_PHASE_RELEASED,
                         D.WORKLOAD_PHASE_REJECTED})
 
-_STATE = {
+_STATE: dict[int, int] = {
     D.WORKLOAD_PHASE_ORDERED: api_pb2.SERVICE_ORDER_STATE_ACKNOWLEDGED,
     D.WORKLOAD_PHASE_DECIDED: api_pb2.SERVICE_ORDER_STATE_ACKNOWLEDGED,
     D.WORKLOAD_PHASE_PROVISIONING: api_pb2.SERVICE_ORDER_STATE_IN_PROGRESS,
@@ -45,7 +45,7 @@ def order_state(phase: int, kind: int = D.DECISION_KIND_PLACED) -> int:
     if phase == D.WORKLOAD_PHASE_DECIDED and kind not in (D.DECISION_KIND_PLACED,
                                                           D.DECISION_KIND_UNSPECIFIED):
         return api_pb2.SERVICE_ORDER_STATE_IN_PROGRESS
-    return _STATE.get(phase, api_pb2.SERVICE_ORDER_STATE_UNSPECIFIED)  # type: ignore[arg-type]
+    return _STATE.get(phase, api_pb2.SERVICE_ORDER_STATE_UNSPECIFIED)
 
 
 class StatusFold:
