@@ -111,6 +111,9 @@ class DeciderView:
         self.refused = 0  # log records the fold refused (the worker dead-lettered them too)
         self.by_request: dict[str, decision_pb2.Decision] = {}
         self.latest: dict[str, decision_pb2.Decision] = {}
+        # Where each workload's groups were last placed (a release or rollback places nothing,
+        # but the events after it are still about those sites: WatchEvents' site filter).
+        self.placed_at: dict[str, frozenset[str]] = {}
         self.caught_up = False  # reached the log's end as it was when reading started
         self.kafka_ok = False
         self.error = ""  # the last Kafka error, while it lasts
@@ -240,6 +243,8 @@ class DeciderView:
         by_id = {d.meta.event_id: d for d in out.decisions}
         for d in out.decisions:
             self.latest[d.workload_id] = d
+            if d.placements:
+                self.placed_at[d.workload_id] = frozenset(p.site_id for p in d.placements)
         # A status is emitted exactly for the decision answering a request (index 0).
         for st in out.statuses:
             ans = by_id.get(st.decision_id)
@@ -354,8 +359,7 @@ class DeciderView:
             return d.tenant if d is not None else ""
 
         def sites_of(wid: str) -> frozenset[str]:
-            d = self.latest.get(wid)
-            return frozenset(p.site_id for p in d.placements) if d is not None else frozenset()
+            return self.placed_at.get(wid, frozenset())
 
         def ends_of(lid: str) -> frozenset[str]:
             ln = self.decider.topology.links.get(lid)

@@ -5,6 +5,7 @@ TM Forum order state the status events say."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -71,6 +72,17 @@ async def test_wait_active_answers_once_the_unit_made_it_active(
 async def test_wait_active_answers_failed_when_the_unit_refuses_a_step(
         api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     unit = start_compute(api.bootstrap, api.prefix, "ams", tmp_path, fail="w-bad-app-1")
+    # The rollback raises an alarm naming the workload: watched by tenant and site.
+    alarms: list[api_pb2.WatchEvent] = []
+    stream = api.stub.WatchEvents(api_pb2.WatchEventsRequest(
+        kinds=[api_pb2.EVENT_KIND_ALARM], tenant="acme", site_id="ams"), timeout=180)
+    await asyncio.wait_for(stream.initial_metadata(), 30)
+
+    async def read() -> None:
+        async for ev in stream:
+            alarms.append(ev)
+
+    reader = asyncio.create_task(read())
     try:
         reply = await api.stub.PlaceAndConnect(api_pb2.PlaceAndConnectRequest(
             workload=compute_only("w-bad"), idempotency_key="bad-1", wait_active=True),
@@ -86,7 +98,12 @@ async def test_wait_active_answers_failed_when_the_unit_refuses_a_step(
                     and w.order_state == api_pb2.SERVICE_ORDER_STATE_FAILED)
 
         await until(rolled_back, "w-bad rolled back", timeout=90)
+        await until(lambda: any(a.alarm.workload_id == "w-bad" for a in alarms),
+                    "the rollback's alarm on acme's stream for ams", timeout=60)
+        assert all(a.kind == api_pb2.EVENT_KIND_ALARM for a in alarms)
     finally:
+        stream.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
         stop(unit)
 
 
