@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -71,6 +72,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     os.environ.setdefault("TANDEM_KAFKA", settings.broker)
+    from tandem.engine.decide import warm_up
+
+    # Every worker, standing by or not: the one that takes the decider over folds the log's
+    # tail at once, without first loading the engine's compiled kernels.
+    logging.getLogger(__name__).info("engine warmed up in %.2f s", warm_up())
     tandem = create_app(settings)
     worker = faust.Worker(tandem.app, loglevel=args.loglevel)
     from tandem.streams.compat import mode_worker

@@ -181,12 +181,14 @@ async def test_killed_inside_a_transaction_publishes_every_output_once(
 
 async def test_a_takeover_restores_the_snapshot_and_reads_only_the_log_after_it(
         bus: Bus, tmp_path: Path) -> None:
-    """Past a snapshot (every 1,000 inputs), a worker taking over restores it and folds only
+    """Past a snapshot (every SNAPSHOT_EVERY inputs), a worker taking over restores it and folds only
     the tail of the decider log: the log line says how much, the first worker's answers are
     not given twice, and the new worker decides what comes next."""
     import re
 
     from conftest import release  # type: ignore[import-not-found]
+
+    from tandem.streams.agents.decider import SNAPSHOT_EVERY
 
     first = start_worker(bus.bootstrap, bus.prefix, tmp_path, "first")
     second = None
@@ -219,7 +221,7 @@ async def test_a_takeover_restores_the_snapshot_and_reads_only_the_log_after_it(
                       r"read\)", log)
         assert m, f"no takeover from a snapshot in the second worker's log:\n{log[-3000:]}"
         upto, base, folded, read = map(int, m.groups())
-        assert base >= 1000 and 0 < folded == upto - base < 1000, m.group(0)
+        assert base >= SNAPSHOT_EVERY and 0 < folded == upto - base < SNAPSHOT_EVERY, m.group(0)
         # only the tail was read (offsets count transaction markers too: fewer records)
         assert 0 < read <= folded, m.group(0)
         per_request = Counter(d.request_id for d in decisions)
