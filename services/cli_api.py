@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--client-ca", help="PEM CA: mutual TLS, clients must present a certificate "
                                        "it signed")
-    p.add_argument("--tokens", help="token file (TOKEN tenant=NAME | TOKEN role=noc per line): "
+    p.add_argument("--tokens", help="token file (TOKEN tenant=NAME | role=noc | role=operator): "
                                     "bearer tokens required, tenants isolated")
     p.set_defaults(func=cmd_api)
 

@@ -11,6 +11,7 @@ Token file, one token a line (blank lines and `#` comments ignored):
     s3cr3t-acme        tenant=acme
     sha256:9f86d08...  tenant=globex
     noc-token          role=noc
+    ops-token          role=operator
 
 The rules (pure functions here, called by the servicers; the interceptor authenticates):
 - a tenant sees, watches and changes only its own workloads. A call naming another tenant
@@ -20,6 +21,8 @@ The rules (pure functions here, called by the servicers; the interceptor authent
   which ids other tenants use. A tenant that leaves the tenant field empty gets its own.
 - the NOC role sees everything and changes nothing: PlaceAndConnect and Release are
   PERMISSION_DENIED; reads, WatchEvents and WhatIf (nothing committed) are allowed.
+- the operator role sees everything and does maintenance (SetLinkAdminState), which nobody
+  else may do once tokens are in use; it orders nothing for a tenant.
 - without a token file every caller may act for every tenant (as before tokens existed); the
   server says so in its log.
 """
@@ -35,6 +38,7 @@ from pathlib import Path
 from tandem.services.api.errors import PermissionDenied, Unauthenticated
 
 NOC = "noc"
+OPERATOR = "operator"
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,11 @@ class Tokens:
             token, (key, _, value) = parts[0], parts[1].partition("=")
             if key == "tenant" and value:
                 who = Principal(tenant=value)
-            elif key == "role" and value == NOC:
-                who = Principal(role=NOC)
+            elif key == "role" and value in (NOC, OPERATOR):
+                who = Principal(role=value)
             else:
-                raise TokenError(f"{source}:{n}: {parts[1]!r}: tenant=NAME or role=noc")
+                raise TokenError(f"{source}:{n}: {parts[1]!r}: tenant=NAME, role=noc or "
+                                 "role=operator")
             digest = token[7:].lower() if token.startswith("sha256:") else _digest(token)
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise TokenError(f"{source}:{n}: sha256: needs 64 hex digits")
@@ -129,15 +134,26 @@ class Tokens:
 # ------------------------------------------------------------------------------- the rules
 def may_change(who: Principal, tenant: str, field: str) -> str:
     """The tenant an order (place or release) acts for: `tenant` as given, or the caller's own
-    when empty. PermissionDenied for the NOC role, or a tenant naming another."""
+    when empty. PermissionDenied for the NOC and operator roles (they order nothing for a
+    tenant), or a tenant naming another."""
     if who.role == NOC:
         raise PermissionDenied("the NOC role is read-only", reason="READ_ONLY_ROLE", field=field)
+    if who.role == OPERATOR:
+        raise PermissionDenied("the operator role maintains the network; orders are a "
+                               "tenant's", reason="NOT_A_TENANT", field=field)
     if who.tenant:
         if tenant and tenant != who.tenant:
             raise PermissionDenied(f"{field} = {tenant!r}: this token acts for tenant "
                                    f"{who.tenant!r} only", reason="OTHER_TENANT", field=field)
         return who.tenant
     return tenant
+
+
+def may_maintain(who: Principal) -> None:
+    """Maintenance (SetLinkAdminState): the operator role, or anyone without a token file."""
+    if not who.unrestricted and who.role != OPERATOR:
+        raise PermissionDenied(f"maintenance is the operator role's ({who.describe()} may not)",
+                               reason="NOT_OPERATOR")
 
 
 def may_read(who: Principal, tenant: str, field: str = "tenant") -> str:

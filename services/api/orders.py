@@ -153,18 +153,21 @@ class Orders:
         return d
 
     async def _send(self, event: workload_pb2.RequestEvent, key: str, deadline: float) -> None:
+        await self.send_record(self.topic, key, event.SerializeToString(), deadline)
+
+    async def send_record(self, topic: str, key: str, value: bytes, deadline: float) -> None:
+        """One record onto `topic` (acks=all, idempotent producer) before `deadline`
+        (monotonic); Unavailable when Kafka does not take it."""
         try:
             producer = await self._started(deadline)
-            await asyncio.wait_for(
-                producer.send_and_wait(self.topic, key=key.encode(),
-                                       value=event.SerializeToString()),
-                max(0.0, _left(deadline)))
+            await asyncio.wait_for(producer.send_and_wait(topic, key=key.encode(), value=value),
+                                   max(0.0, _left(deadline)))
         except asyncio.TimeoutError:
             raise Unavailable(f"Kafka ({self.broker}) did not take the order in time: it may or "
                               "may not have been sent; repeat with the same idempotency "
                               "key") from None
         except Exception as exc:
-            raise Unavailable(f"cannot send the order to {self.topic} on {self.broker}: "
+            raise Unavailable(f"cannot send the order to {topic} on {self.broker}: "
                               f"{exc!r}") from None
 
     async def _started(self, deadline: float) -> AIOKafkaProducer:

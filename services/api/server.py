@@ -25,7 +25,8 @@ from tandem.events import new_meta
 from tandem.v1 import api_pb2, decision_pb2, workload_pb2
 
 from tandem.services.api import convert
-from tandem.services.api.auth import CURRENT, Tokens, may_change, may_read
+from tandem.services.api.auth import CURRENT, Tokens, may_change, may_maintain, may_read
+from tandem.services.api.maintenance import Maintenance
 from tandem.services.api.errors import BadRequest, NotFound
 from tandem.services.api.interceptor import ErrorInterceptor
 from tandem.services.api.orders import STARTUP_WAIT_S, Orders
@@ -48,8 +49,8 @@ def _timeout(context: grpc.aio.ServicerContext) -> float | None:
 class TandemServicer:
     """One coroutine per RPC of `tandem.v1.Tandem`."""
 
-    def __init__(self, view: DeciderView, orders: Orders) -> None:
-        self.view, self.orders = view, orders
+    def __init__(self, view: DeciderView, orders: Orders, maintenance: Maintenance) -> None:
+        self.view, self.orders, self.maintenance = view, orders, maintenance
 
     async def _ready(self, context: grpc.aio.ServicerContext) -> None:
         t = _timeout(context)
@@ -140,6 +141,15 @@ class TandemServicer:
             yield ev
 
 
+    async def SetLinkAdminState(self, call: api_pb2.SetLinkAdminStateRequest,
+                                context: grpc.aio.ServicerContext
+                                ) -> api_pb2.SetLinkAdminStateResponse:
+        may_maintain(CURRENT.get())
+        decisions, link = await self.maintenance.set_link(call, _timeout(context))
+        return api_pb2.SetLinkAdminStateResponse(decisions=decisions, link=link,
+                                                 log_position=self.view.position)
+
+
 class ApiServer:
     """The gRPC server with the view and the order sender it serves from."""
 
@@ -211,7 +221,7 @@ async def create_server(addr: str, broker: str, prefix: str = "", tls: Tls | Non
         ("grpc.max_receive_message_length", MAX_MESSAGE)])
     view = DeciderView(broker, prefix)
     orders = Orders(view, broker, prefix)
-    add_servicer(server, TandemServicer(view, orders))
+    add_servicer(server, TandemServicer(view, orders, Maintenance(view, orders, prefix)))
     hs = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(hs, server)
     reflection.enable_server_reflection(

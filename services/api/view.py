@@ -121,6 +121,10 @@ class DeciderView:
         self._waiters: dict[str, list[asyncio.Future[decision_pb2.Decision]]] = {}
         self._ends: dict[tuple[str, str], list[asyncio.Future[decision_pb2.WorkloadStatus]]] = {}
         self._status_pos: dict[TopicPartition, int] = {}
+        # Decider inputs the API itself sent (maintenance) → what folding them gave, once
+        # folded: (the input, its decisions). Only inputs asked for are kept.
+        self.expected: set[str] = set()
+        self.applied: dict[str, tuple[decider_pb2.DeciderInput, list[decision_pb2.Decision]]] = {}
         self._advanced = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -222,6 +226,11 @@ class DeciderView:
         if out.invalid is not None:
             self.refused += 1
             return
+        if self.expected:  # rare: only while a maintenance call waits for its input
+            inp = decider_pb2.DeciderInput.FromString(value or b"")
+            if inp.meta.event_id in self.expected:
+                self.expected.discard(inp.meta.event_id)
+                self.applied[inp.meta.event_id] = (inp, list(out.decisions))
         self._index(out)
 
     def _fold_status(self, value: bytes | None) -> None:

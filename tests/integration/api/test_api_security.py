@@ -19,6 +19,7 @@ from tandem.services.api.auth import Tokens
 from tandem.services.api.server import Tls, create_server
 from tandem.services.api.stubs import TandemStub
 from tandem.v1 import api_pb2
+from tandem.v1 import inventory_pb2 as I
 from tandem.v1 import workload_pb2 as W
 
 pytestmark = pytest.mark.integration
@@ -26,6 +27,7 @@ TOKENS = Tokens.parse("""
 acme-token    tenant=acme
 globex-token  tenant=globex
 noc-token     role=noc
+ops-token     role=operator
 """)
 Serve = Callable[..., Awaitable[int]]
 
@@ -183,6 +185,20 @@ async def test_tenants_see_and_change_only_their_own_and_the_noc_reads_all(serve
             assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
             [info] = [d for d in details(err.value) if d.DESCRIPTOR.name == "ErrorInfo"]
             assert info.reason == "READ_ONLY_ROLE"
+
+        # Maintenance is the operator's: tenants and the NOC are refused, and the operator
+        # orders nothing for a tenant.
+        ops = _as("ops-token")
+        link = api_pb2.SetLinkAdminStateRequest(link_id="par-lon", idempotency_key="ops-1",
+                                                admin_state=I.ADMIN_STATE_DISABLED)
+        for md in (acme, noc):
+            assert await _code(stub.SetLinkAdminState(link, timeout=30, **md)) == \
+                grpc.StatusCode.PERMISSION_DENIED
+        done = await stub.SetLinkAdminState(link, timeout=60, **ops)
+        assert done.link.link.admin_state == I.ADMIN_STATE_DISABLED
+        assert await _code(stub.PlaceAndConnect(api_pb2.PlaceAndConnectRequest(
+            workload=order("w-ops"), idempotency_key="o"), timeout=10, **ops)) == \
+            grpc.StatusCode.PERMISSION_DENIED
 
         # Watching: acme's stream carries acme's decisions only, the NOC's both; naming
         # another tenant is refused. w-acme-1 shares w-globex's partition (Kafka's default

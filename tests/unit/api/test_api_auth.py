@@ -27,7 +27,7 @@ def test_the_token_file_maps_tokens_or_their_digests_to_tenants_and_roles() -> N
 
 
 @pytest.mark.parametrize("text, says", [
-    ("tok", "tokens:1: expected"), ("tok tenant=", "tokens:1:"), ("tok role=admin", "role=noc"),
+    ("tok", "tokens:1: expected"), ("tok tenant=", "tokens:1:"), ("tok role=admin", "role=operator"),
     ("sha256:abc tenant=a", "64 hex"), ("a tenant=x\na tenant=y", "tokens:2: the same token"),
     ("# nothing\n", "no tokens")])
 def test_a_bad_token_file_names_the_line(text: str, says: str) -> None:
@@ -59,3 +59,21 @@ def test_denials_and_missing_tokens_have_their_codes() -> None:
     assert st.details[0].Unpack(info) and info.reason == "READ_ONLY_ROLE"
     assert info.metadata["field"] == "release.tenant"
     assert status_of(Unauthenticated("no token")).code == code_pb2.UNAUTHENTICATED
+
+
+def test_maintenance_is_the_operators_and_the_operator_orders_nothing() -> None:
+    from tandem.services.api.auth import OPERATOR, may_maintain
+
+    t = Tokens.parse("ops role=operator\n")
+    ops = t.authenticate([("authorization", "Bearer ops")])
+    assert ops.role == OPERATOR
+    may_maintain(ops)
+    may_maintain(ANYONE)  # no token file: as before tokens
+    for who in (Principal(tenant="acme"), Principal(role=NOC)):
+        with pytest.raises(PermissionDenied) as err:
+            may_maintain(who)
+        assert err.value.reason == "NOT_OPERATOR"
+    with pytest.raises(PermissionDenied) as err:
+        may_change(ops, "acme", "workload.tenant")
+    assert err.value.reason == "NOT_A_TENANT"
+    assert may_read(ops, "acme") == "acme"
