@@ -65,7 +65,9 @@ def react(state: State, topology: Topology, at: float | None = None,
     """Fold a topology change into the state and move what no longer fits.
 
     A link removed from the inventory is treated as down, a site removed or down forces its
-    workloads' groups elsewhere (restarted, not live-migrated: the site is gone).
+    workloads' groups elsewhere (restarted, not live-migrated: the site is gone). A site that
+    starts draining (maintenance) has its groups live-migrated elsewhere, make-before-break,
+    before the element goes; a group that fits nowhere else stays, and the decision says so.
     """
     for lid, ln in state.topology.links.items():
         if lid not in topology.links:
@@ -73,11 +75,14 @@ def react(state: State, topology: Topology, at: float | None = None,
     st = state.with_topology(topology, at)
     gone = {sid for sid in state.topology.sites
             if sid not in topology.sites or topology.sites[sid].state is SiteState.DOWN}
+    leaving = {sid for sid, s in topology.sites.items() if s.state is SiteState.DRAINING
+               and sid in state.topology.sites
+               and state.topology.sites[sid].state is not SiteState.DRAINING}
     over = set(st.over_reserved())
     affected = _pick_affected(st, over)
     stranded = sorted(w for w, d in st.workloads.items()
-                      if w not in affected and any(s in gone for _, s, _ in d.placements)
-                      ) if gone else []
+                      if w not in affected and any(s in gone | leaving for _, s, _ in d.placements)
+                      ) if gone or leaving else []
     decisions: list[Decision] = []
     steps: list[ChangeStep] = []
     order = sorted(affected + stranded, key=lambda w: (-st.workloads[w].priority, w))
@@ -94,6 +99,8 @@ def react(state: State, topology: Topology, at: float | None = None,
         outcome: tuple[Decision, tuple[str, ...]]
         if any(s in gone for _, s, _ in old.placements):
             outcome = (_evacuate(st, old, gone, dead, config), ())
+        elif any(s in leaving for _, s, _ in old.placements):
+            outcome = (_evacuate(st, old, set(), dead, config, leaving), ())
         elif not broken:  # earlier moves in this reaction already made room
             continue
         else:
@@ -195,26 +202,33 @@ def _respond(st: State, old: Decision, broken: set[str], dead: set[int],
 
 
 def _evacuate(st: State, old: Decision, gone: set[str], dead: set[int],
-              cfg: Config) -> Decision:
-    """Groups on a down site must move: re-decide jointly, preferring the other groups' sites."""
+              cfg: Config, leaving: set[str] | frozenset[str] = frozenset()) -> Decision:
+    """Groups on a down site must move, groups on a draining one are moved: re-decide jointly,
+    preferring the other groups' sites. The draining site still runs its VMs and carries
+    traffic until they have moved (make-before-break), so its paths stay counted meanwhile."""
     req = old.request
     assert req is not None
     alive = tuple(r for r in old.paths if not dead.intersection(st._dirs(r))
                   and not gone.intersection(r.sites))
     mbb = st.apply(replace(old, paths=alive))
-    current = {g: s for g, s in old.site_of.items() if s not in gone}
+    away = gone | set(leaving)
+    current = {g: s for g, s in old.site_of.items() if s not in away}
     new = Solver(mbb, req, cfg, current=current).solve()
-    if new.kind is Kind.PLACED:
+    where = ", ".join(sorted(away & set(old.site_of.values())))
+    why = f"site {where} {'down' if gone else 'draining'}"
+    if new.kind is Kind.PLACED and not away & set(new.site_of.values()):
         fin = _finish(new, old)
         return replace(fin, kind=Kind.MIGRATED, explanation=Explanation(
-            f"site {', '.join(sorted(gone & set(old.site_of.values())))} down: "
-            + fin.explanation.summary, fin.explanation.alternatives))
-    assert new.rejection is not None
+            f"{why}: " + fin.explanation.summary, fin.explanation.alternatives))
+    failed = (f"{new.rejection.constraint}: {new.rejection.detail}" if new.rejection is not None
+              else f"the only placement found keeps a group on {where}")
+    if not gone:  # draining: nothing is broken, the workload stays where it runs
+        return replace(old, kind=Kind.DEGRADED, revision=old.revision + 1,
+                       explanation=Explanation(f"{why}, but no feasible placement elsewhere "
+                                               f"({failed}): left in place on {where}"))
     return replace(old, kind=Kind.DEGRADED, paths=alive, revision=old.revision + 1,
                    explanation=Explanation(
-                       f"degraded: site {', '.join(sorted(gone & set(old.site_of.values())))} "
-                       f"down and no feasible new placement: {new.rejection.constraint}: "
-                       f"{new.rejection.detail}"))
+                       f"degraded: {why} and no feasible new placement: {failed}"))
 
 
 def _reroute(mbb: State, old: Decision, broken: set[str], cfg: Config) -> Decision | str:

@@ -156,3 +156,35 @@ def test_known_fades_are_listed_in_advance() -> None:
     topo = topo.with_link(sat)
     assert capacity_changes(topo, 0.0, 1000.0) == [100.0, 200.0, 300.0, 310.0]
     assert capacity_changes(topo, 100.0, 250.0) == [200.0]
+
+
+def test_a_draining_site_has_its_groups_live_migrated_make_before_break() -> None:
+    r = WorkloadRequest("w", (VmGroup("web", 1, 4, 4), VmGroup("db", 1, 4, 4)),
+                        (Demand("d", "web", 300, to_group="db"),),
+                        Rules.of(vm_jurisdictions=["DE", "FR"], anti_affinity=(("web", "db"),)))
+    st = admit(State.empty(five_sites()), r)
+    before = st.workloads["w"]
+    site = before.site_of["db"]
+    topo = st.topology.with_site(replace(st.topology.sites[site], state=SiteState.DRAINING))
+    out = react(st, topo)
+    (d,) = out.decisions
+    assert d.kind is Kind.MIGRATED and site not in d.site_of.values()
+    assert "draining" in d.explanation.summary
+    assert d.site_of["web"] == before.site_of["web"]  # only the group on the site moves
+    acts = [(s.action, s.group_id) for s in out.change_set if s.group_id]
+    assert acts == [(Action.MIGRATE_VM, "db")]  # live: the site still runs it meanwhile
+    assert not out.state.over_reserved()
+    # Reacting again to the same (still draining) topology moves nothing more.
+    assert react(out.state, topo).decisions == ()
+
+
+def test_a_draining_site_with_nowhere_to_go_keeps_the_workload_and_says_so() -> None:
+    st = admit(State.empty(five_sites()), one("w", "C", 10, Rules.of(vm_jurisdictions=["CH"])))
+    before = st.workloads["w"]
+    assert set(before.site_of.values()) == {"D"}  # the only CH site
+    topo = st.topology.with_site(replace(st.topology.sites["D"], state=SiteState.DRAINING))
+    out = react(st, topo)
+    (d,) = out.decisions
+    assert d.kind is Kind.DEGRADED and "left in place on D" in d.explanation.summary
+    assert d.site_of == before.site_of and d.paths == before.paths
+    assert not [s for s in out.change_set if s.workload_id == "w"]
