@@ -65,3 +65,7 @@ class PermissionDenied(ApiError):
 
 class Unauthenticated(ApiError):
     """UNAUTHENTICATED: no bearer token, or one the server does not know."""
+
+
+class ResourceExhausted(ApiError):
+    """RESOURCE_EXHAUSTED: a server limit reached (WatchEvents streams open)."""

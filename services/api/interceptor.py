@@ -26,8 +26,9 @@ from tandem.services.api import convert
 from tandem.services.api.stubs import SERVICE_NAME
 from tandem.services.api.auth import CURRENT, Tokens
 from tandem.services.api.errors import (AlreadyExists, ApiError, BadRequest, DeadlineExceeded,
-                                        Infeasible, NotFound, PermissionDenied, Unauthenticated,
-                                        Unavailable, Unimplemented)
+                                        Infeasible, NotFound, PermissionDenied,
+                                        ResourceExhausted, Unauthenticated, Unavailable,
+                                        Unimplemented)
 
 log = logging.getLogger(__name__)
 DOMAIN = "tandem.v1"
@@ -42,6 +43,7 @@ _CODES: dict[type[ApiError], int] = {
     Unimplemented: code_pb2.UNIMPLEMENTED,
     PermissionDenied: code_pb2.PERMISSION_DENIED,
     Unauthenticated: code_pb2.UNAUTHENTICATED,
+    ResourceExhausted: code_pb2.RESOURCE_EXHAUSTED,
 }
 
 

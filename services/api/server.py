@@ -27,7 +27,7 @@ from tandem.v1 import api_pb2, decision_pb2, workload_pb2
 from tandem.services.api import convert
 from tandem.services.api.auth import CURRENT, Tokens, may_change, may_maintain, may_read
 from tandem.services.api.maintenance import Maintenance
-from tandem.services.api.errors import BadRequest, NotFound
+from tandem.services.api.errors import BadRequest, NotFound, ResourceExhausted
 from tandem.services.api.interceptor import ErrorInterceptor
 from tandem.services.api.orders import STARTUP_WAIT_S, Orders
 from tandem.services.api.status import order_state
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 MARGIN_S = 0.2  # answered this long before the caller's deadline, so the answer (not the
 # transport's own DEADLINE_EXCEEDED) reaches it, naming the request it sent
 MAX_MESSAGE = 512 * 1024
+MAX_STREAMS = 64  # WatchEvents streams open at once (each holds a Kafka consumer)
 
 
 def _timeout(context: grpc.aio.ServicerContext) -> float | None:
@@ -51,6 +52,7 @@ class TandemServicer:
 
     def __init__(self, view: DeciderView, orders: Orders, maintenance: Maintenance) -> None:
         self.view, self.orders, self.maintenance = view, orders, maintenance
+        self.streams, self.max_streams = 0, MAX_STREAMS
 
     async def _ready(self, context: grpc.aio.ServicerContext) -> None:
         t = _timeout(context)
@@ -133,13 +135,20 @@ class TandemServicer:
         sites = self.view.decider.topology.sites
         if call.site_id and call.site_id not in sites:
             raise BadRequest([("site_id", f"{call.site_id!r}: no such site")])
+        if self.streams >= self.max_streams:  # each stream is a Kafka consumer of its own
+            raise ResourceExhausted(f"{self.streams} WatchEvents streams open (at most "
+                                    f"{self.max_streams} per server): close one or retry later")
+
         async def positioned() -> None:
             await context.send_initial_metadata(())
 
-        async for ev in watch(self.view.broker, self.view.prefix, call, tenant,
-                              self.view.lookup(), positioned):
-            yield ev
-
+        self.streams += 1
+        try:
+            async for ev in watch(self.view.broker, self.view.prefix, call, tenant,
+                                  self.view.lookup(), positioned):
+                yield ev
+        finally:
+            self.streams -= 1
 
     async def SetLinkAdminState(self, call: api_pb2.SetLinkAdminStateRequest,
                                 context: grpc.aio.ServicerContext
@@ -154,8 +163,9 @@ class ApiServer:
     """The gRPC server with the view and the order sender it serves from."""
 
     def __init__(self, server: grpc.aio.Server, view: DeciderView, orders: Orders,
-                 health_servicer: health.aio.HealthServicer) -> None:
+                 health_servicer: health.aio.HealthServicer, servicer: TandemServicer) -> None:
         self.grpc, self.view, self.orders, self.health = server, view, orders, health_servicer
+        self.servicer = servicer
 
     async def start(self) -> None:
         for name in ("", SERVICE_NAME):
@@ -221,7 +231,8 @@ async def create_server(addr: str, broker: str, prefix: str = "", tls: Tls | Non
         ("grpc.max_receive_message_length", MAX_MESSAGE)])
     view = DeciderView(broker, prefix)
     orders = Orders(view, broker, prefix)
-    add_servicer(server, TandemServicer(view, orders, Maintenance(view, orders, prefix)))
+    servicer = TandemServicer(view, orders, Maintenance(view, orders, prefix))
+    add_servicer(server, servicer)
     hs = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(hs, server)
     reflection.enable_server_reflection(
@@ -234,4 +245,4 @@ async def create_server(addr: str, broker: str, prefix: str = "", tls: Tls | Non
         raise OSError(f"cannot listen on {addr}: {exc}") from None
     if port == 0:
         raise OSError(f"cannot listen on {addr}")
-    return ApiServer(server, view, orders, hs), port
+    return ApiServer(server, view, orders, hs, servicer), port

@@ -168,3 +168,20 @@ async def test_bad_filters_and_positions_name_their_field(api) -> None:  # type:
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, call
         [bad] = [d for d in details(err.value) if d.DESCRIPTOR.name == "BadRequest"]
         assert [v.field for v in bad.field_violations] == [field]
+
+
+async def test_streams_beyond_the_servers_limit_are_resource_exhausted(
+        api, watchers) -> None:  # type: ignore[no-untyped-def]
+    api.server.servicer.max_streams = 1
+    first = Watcher(api, api_pb2.WatchEventsRequest(kinds=[api_pb2.EVENT_KIND_ALARM]))
+    watchers.append(first)
+    await _started(api, first)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in api.stub.WatchEvents(api_pb2.WatchEventsRequest(), timeout=20):
+            pass
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    await first.close()
+    await until(lambda: api.server.servicer.streams == 0, "the first stream closed", timeout=30)
+    second = Watcher(api, api_pb2.WatchEventsRequest(kinds=[api_pb2.EVENT_KIND_ALARM]))
+    watchers.append(second)
+    await _started(api, second)  # a slot is free again
