@@ -19,7 +19,7 @@ from tandem.services.replay import replay
 from tandem.streams import topics as T
 from tandem.v1 import decision_pb2 as D
 
-from conftest import Bus, place  # type: ignore[import-not-found]
+from conftest import Bus, place, release  # type: ignore[import-not-found]
 
 N = 60
 
@@ -185,8 +185,6 @@ async def test_a_takeover_restores_the_snapshot_and_reads_only_the_log_after_it(
     the tail of the decider log: the log line says how much, the first worker's answers are
     not given twice, and the new worker decides what comes next."""
     import re
-
-    from conftest import release  # type: ignore[import-not-found]
 
     from tandem.streams.agents.decider import SNAPSHOT_EVERY
 
