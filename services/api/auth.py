@@ -21,8 +21,8 @@ The rules (pure functions here, called by the servicers; the interceptor authent
   which ids other tenants use. A tenant that leaves the tenant field empty gets its own.
 - the NOC role sees everything and changes nothing: PlaceAndConnect and Release are
   PERMISSION_DENIED; reads, WatchEvents and WhatIf (nothing committed) are allowed.
-- the operator role sees everything and does maintenance (SetLinkAdminState), which nobody
-  else may do once tokens are in use; it orders nothing for a tenant.
+- the operator role sees everything and does maintenance (SetLinkAdminState, DrainSite),
+  which nobody else may do once tokens are in use; it orders nothing for a tenant.
 - without a token file every caller may act for every tenant (as before tokens existed); the
   server says so in its log.
 """
@@ -150,7 +150,8 @@ def may_change(who: Principal, tenant: str, field: str) -> str:
 
 
 def may_maintain(who: Principal) -> None:
-    """Maintenance (SetLinkAdminState): the operator role, or anyone without a token file."""
+    """Maintenance (SetLinkAdminState, DrainSite): the operator role, or anyone without a token
+    file."""
     if not who.unrestricted and who.role != OPERATOR:
         raise PermissionDenied(f"maintenance is the operator role's ({who.describe()} may not)",
                                reason="NOT_OPERATOR")

@@ -155,5 +155,6 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 or not handler_call_details.method.startswith(f"/{SERVICE_NAME}/"):
             return handler  # health and reflection: open, and map their own errors
         return grpc.unary_unary_rpc_method_handler(
-            _guard(handler.unary_unary, self.tokens), request_deserializer=handler.request_deserializer,
+            _guard(handler.unary_unary, self.tokens),
+            request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)

@@ -114,8 +114,8 @@ def topology_view(topo: api_pb2.GetTopologyResponse) -> RenderableType:
         sites.add_row(s.site.site_id, s.site.jurisdiction, f"{s.used.vcpus:,.0f}/{cap.vcpus:,.0f}",
                       f"{s.used.memory_gib:,.0f}/{cap.memory_gib:,.0f}", str(s.workloads))
     links = Table(title="links", title_justify="left", show_edge=False)
-    for col in ("link", "ends", "state", "capacity a→b / b→a", "reserved a→b", "reserved b→a",
-                "paths"):
+    for col in ("link", "ends", "state", "capacity a→b / b→a", "reserved a→b",
+                "reserved b→a", "paths"):
         links.add_column(col)
     for ln in topo.links:
         links.add_row(ln.link.link_id, f"{ln.link.site_a}–{ln.link.site_b}",

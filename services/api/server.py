@@ -159,6 +159,14 @@ class TandemServicer:
                                                  log_position=self.view.position)
 
 
+    async def DrainSite(self, call: api_pb2.DrainSiteRequest,
+                        context: grpc.aio.ServicerContext) -> api_pb2.DrainSiteResponse:
+        may_maintain(CURRENT.get())
+        decisions, site = await self.maintenance.drain_site(call, _timeout(context))
+        return api_pb2.DrainSiteResponse(decisions=decisions, site=site,
+                                         log_position=self.view.position)
+
+
 class ApiServer:
     """The gRPC server with the view and the order sender it serves from."""
 

@@ -68,7 +68,7 @@ async def test_grpcurl_lists_and_calls_everything(api, grpcurl: str) -> None:  #
     methods = (await _run(grpcurl, api.port, "list", "tandem.v1.Tandem")).stdout.split()
     assert {f"tandem.v1.Tandem.{m}" for m in ("PlaceAndConnect", "WhatIf", "Release",
                                              "GetWorkload", "ListWorkloads", "GetTopology",
-                                             "WatchEvents", "SetLinkAdminState")
+                                             "WatchEvents", "SetLinkAdminState", "DrainSite")
             } <= set(methods)
     health = await _run(grpcurl, api.port, "grpc.health.v1.Health/Check",
                   data={"service": "tandem.v1.Tandem"})

@@ -69,3 +69,32 @@ async def test_a_disabled_link_reroutes_what_crossed_it_once_per_key(api) -> Non
             link_id="atlantis", admin_state=I.ADMIN_STATE_DISABLED, idempotency_key="y"),
             timeout=10)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_drained_site_has_its_groups_moved_and_can_come_back(api) -> None:  # type: ignore[no-untyped-def]
+    placed = await api.stub.PlaceAndConnect(api_pb2.PlaceAndConnectRequest(
+        workload=order("w-d"), idempotency_key="d"), timeout=60)
+    assert "ams" in {p.site_id for p in placed.decision.placements}
+    call = api_pb2.DrainSiteRequest(site_id="ams", idempotency_key="drain-ams")
+    reply = await api.stub.DrainSite(call, timeout=60)
+    assert reply.site.site.state == I.SITE_STATE_DRAINING
+    [moved] = [d for d in reply.decisions if d.workload_id == "w-d"]
+    assert moved.kind in (D.DECISION_KIND_MIGRATED, D.DECISION_KIND_REROUTED_AND_MIGRATED), moved
+    assert "ams" not in {p.site_id for p in moved.placements}
+    assert reply.site.workloads == 0
+    # No new placement goes there while it drains.
+    what = await api.stub.WhatIf(api_pb2.WhatIfRequest(workload=order("w-new")), timeout=10)
+    assert "ams" not in {p.site_id for p in what.decision.placements}
+    again = await api.stub.DrainSite(call, timeout=60)  # once per key
+    assert [d.meta.event_id for d in again.decisions] == [moved.meta.event_id]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.stub.DrainSite(api_pb2.DrainSiteRequest(site_id="fra",
+                                                          idempotency_key="drain-ams"), timeout=30)
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    back = await api.stub.DrainSite(api_pb2.DrainSiteRequest(
+        site_id="ams", idempotency_key="resume-ams", resume=True), timeout=60)
+    assert back.site.site.state == I.SITE_STATE_ACTIVE
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await api.stub.DrainSite(api_pb2.DrainSiteRequest(site_id="atlantis",
+                                                          idempotency_key="z"), timeout=10)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -191,8 +191,11 @@ async def test_tenants_see_and_change_only_their_own_and_the_noc_reads_all(serve
         ops = _as("ops-token")
         link = api_pb2.SetLinkAdminStateRequest(link_id="par-lon", idempotency_key="ops-1",
                                                 admin_state=I.ADMIN_STATE_DISABLED)
+        drain = api_pb2.DrainSiteRequest(site_id="zrh", idempotency_key="ops-2")
         for md in (acme, noc):
             assert await _code(stub.SetLinkAdminState(link, timeout=30, **md)) == \
+                grpc.StatusCode.PERMISSION_DENIED
+            assert await _code(stub.DrainSite(drain, timeout=30, **md)) == \
                 grpc.StatusCode.PERMISSION_DENIED
         done = await stub.SetLinkAdminState(link, timeout=60, **ops)
         assert done.link.link.admin_state == I.ADMIN_STATE_DISABLED
