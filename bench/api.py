@@ -121,17 +121,15 @@ async def _run(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from tandem.bench.workers import Workers
+    from tandem.bench.workers import Workers, inventory_decided
     from tandem.engine.loaders import load_topology
     from tandem.engine.network import Network
     from tandem.engine.workgen import generate
     from tandem.events import new_meta
-    from tandem.inventory import inventory_events, inventory_key
     from tandem.pbconvert import request_to_pb
     from tandem.services.api.stubs import TandemStub
     from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
     from tandem.streams import topics as T
-    from tandem.streams.readback import wait_committed
     from tandem.v1 import api_pb2, decision_pb2, workload_pb2
 
     load0 = round(os.getloadavg()[0], 2)
@@ -171,13 +169,7 @@ async def _run(args: argparse.Namespace) -> int:
     collector = asyncio.create_task(collect())
     try:
         workers.start_all()
-        for ev in inventory_events(topo, source="bench/inventory"):
-            await producer.send(name(T.INVENTORY_BASE), key=inventory_key(ev).encode(),
-                                value=ev.SerializeToString())
-        await producer.flush()
-        inputs = [name(b) for b in (T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE,
-                                    T.CONTROL_BASE)]
-        await wait_committed(args.broker, f"{app_id}.decider-inputs", inputs, 120)
+        await inventory_decided(producer, args.broker, prefix, app_id, topo)
         admitted: list[tuple[str, str]] = []  # (tenant, workload id), oldest first
         started = time.perf_counter()
         while len(admitted) < args.active:

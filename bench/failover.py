@@ -129,9 +129,8 @@ class Orders:
 async def soak(args: argparse.Namespace) -> dict[str, Any]:
     from aiokafka import AIOKafkaProducer
 
-    from tandem.bench.workers import Workers
+    from tandem.bench.workers import Workers, decider_inputs, publish_inventory
     from tandem.engine.loaders import load_topology
-    from tandem.inventory import inventory_events, inventory_key
     from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
     from tandem.services.replay import replay
     from tandem.streams import topics as T
@@ -146,15 +145,11 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="tandem-failover-"))
     producer = AIOKafkaProducer(bootstrap_servers=args.broker, acks="all", linger_ms=2)
     await producer.start()
-    inputs = [name(b) for b in (T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE,
-                                T.CONTROL_BASE)]
+    inputs = decider_inputs(prefix)
     result: dict[str, Any] = {"workers": args.workers, "rate": args.rate, "logs": str(tmp)}
     workers = Workers(args.workers, args.broker, prefix, tmp, app_id, restart=False)
     try:
-        for ev in inventory_events(topo, source="bench/inventory"):
-            await producer.send(name(T.INVENTORY_BASE), key=inventory_key(ev).encode(),
-                                value=ev.SerializeToString())
-        await producer.flush()
+        await publish_inventory(producer, prefix, topo)
         orders = Orders(producer, name(T.REQUESTS_BASE), topo, args.seed, args.active)
         workers.start_all()
         for slot in range(args.workers):

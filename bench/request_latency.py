@@ -78,16 +78,14 @@ SWEEP_P99_MS = 250.0
 async def _run(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    from tandem.bench.workers import Workers
+    from tandem.bench.workers import Workers, inventory_decided
     from tandem.engine.loaders import load_topology
     from tandem.engine.network import Network
     from tandem.engine.workgen import generate
     from tandem.events import new_meta
-    from tandem.inventory import inventory_events, inventory_key
     from tandem.pbconvert import request_to_pb
     from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
     from tandem.streams import topics as T
-    from tandem.streams.readback import wait_committed
     from tandem.v1 import decision_pb2, workload_pb2
 
     load0 = round(os.getloadavg()[0], 2)
@@ -113,8 +111,6 @@ async def _run(args: argparse.Namespace) -> int:
     workers = Workers(args.workers, args.broker, prefix, tmp, app_id, restart=False,
                       loglevel="warning")
     arrived: dict[str, tuple[float, int]] = {}
-    inputs = [name(b) for b in (T.INVENTORY_BASE, T.REQUESTS_BASE, T.LINK_STATE_BASE,
-                                T.CONTROL_BASE)]
 
     async def collect() -> None:
         async for rec in consumer:
@@ -129,12 +125,8 @@ async def _run(args: argparse.Namespace) -> int:
     phases: list[dict[str, Any]] = []
     try:
         workers.start_all()
-        for ev in inventory_events(topo, source="bench/inventory"):
-            await producer.send(name(T.INVENTORY_BASE), key=inventory_key(ev).encode(),
-                                value=ev.SerializeToString())
-        await producer.flush()
         # Requests travel another topic: the decider has the whole inventory first.
-        await wait_committed(args.broker, f"{app_id}.decider-inputs", inputs, 120)
+        await inventory_decided(producer, args.broker, prefix, app_id, topo)
         print(f"published {len(topo.sites)} sites and {len(topo.links)} links; "
               f"{args.workers} worker(s), logs in {tmp}", flush=True)
 

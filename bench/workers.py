@@ -1,6 +1,6 @@
 """Real `tandem worker` processes for the benchmarks: started, stopped, killed and counted.
 
-Shared by `tandem bench fuzz`, `failover` and `request-latency`: each worker is its own process
+Shared by the benchmarks (`fuzz`, `failover`, `request-latency`, `api`, `provision`): each worker is its own process
 (as in production), with its own log file; an exit the benchmark did not ask for is counted
 and, when `restart` is set, the worker is started again.
 """
@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 class Workers:
@@ -99,3 +100,32 @@ class Workers:
 
     async def __aexit__(self, *exc: object) -> None:
         self.stop_all()
+
+
+def decider_inputs(prefix: str) -> list[str]:
+    """The topics the decider reads (what `wait_committed` watches for its consumer group)."""
+    from tandem.streams import topics as T
+
+    return [T.SPECS[b].name(prefix) for b in (T.INVENTORY_BASE, T.REQUESTS_BASE,
+                                              T.LINK_STATE_BASE, T.CONTROL_BASE)]
+
+
+async def publish_inventory(producer: Any, prefix: str, topo: Any) -> None:
+    """The topology's inventory events on the inventory topic, flushed."""
+    from tandem.inventory import inventory_events, inventory_key
+    from tandem.streams import topics as T
+
+    topic = T.SPECS[T.INVENTORY_BASE].name(prefix)
+    for ev in inventory_events(topo, source="bench/inventory"):
+        await producer.send(topic, key=inventory_key(ev).encode(), value=ev.SerializeToString())
+    await producer.flush()
+
+
+async def inventory_decided(producer: Any, broker: str, prefix: str, app_id: str,
+                            topo: Any) -> None:
+    """Publish the inventory and wait until the running decider has committed all of it, so
+    that requests (on another topic) meet the whole topology."""
+    from tandem.streams.readback import wait_committed
+
+    await publish_inventory(producer, prefix, topo)
+    await wait_committed(broker, f"{app_id}.decider-inputs", decider_inputs(prefix), 120)

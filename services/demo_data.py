@@ -49,6 +49,20 @@ def _group(gid: str, count: int, vcpus: float, mem: float, hyp: str = "") -> W.V
     return W.VmGroup(group_id=gid, count=count, vcpus=vcpus, memory_gib=mem, hypervisor=hyp)
 
 
+def web_db_order(workload_id: str, tenant: str = "acme", bw: float = 300.0,
+                 jurisdiction: str = "EU", priority: int = W.PRIORITY_CLASS_STANDARD,
+                 vcpus: float = 4) -> W.WorkloadRequest:
+    """Two web VMs and a database on different sites of `jurisdiction` joined by one demand:
+    feasible on the demo federation for "EU", infeasible for "JP" (the tests' stock order)."""
+    return W.WorkloadRequest(
+        tenant=tenant, workload_id=workload_id, priority=priority,  # type: ignore[arg-type]
+        groups=[_group("web", 2, vcpus, 8), _group("db", 1, vcpus, 16)],
+        demands=[W.TrafficDemand(demand_id="d1", from_group="web", to_group="db",
+                                 bandwidth_mbps=bw, max_latency_ms=30)],
+        rules=W.Rules(vm_jurisdictions=[jurisdiction],
+                      anti_affinity=[W.AntiAffinity(group_ids=["web", "db"])]))
+
+
 def demo_requests() -> list[W.RequestEvent]:
     """Four orders: an EU web shop, a Swiss bank kept off non-CH/DE links, an analytics
     cluster feeding London, and one that cannot be placed (Japanese residency)."""

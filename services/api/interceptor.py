@@ -93,19 +93,24 @@ def _authenticate(tokens: Tokens | None, context: grpc.aio.ServicerContext) -> N
         CURRENT.set(tokens.authenticate(context.invocation_metadata()))
 
 
+def _failed(exc: Exception, what: str) -> Any:
+    """The status a call ends with: a domain error's, or — a bug, logged whole — INTERNAL;
+    an abort already under way is passed on."""
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    if not isinstance(exc, (ApiError, InvalidEvent, KafkaError)):
+        log.exception("api: %s failed", what)
+    return rpc_status.to_status(status_of(exc))
+
+
 def _guard(inner: Handler, tokens: Tokens | None) -> Handler:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             _authenticate(tokens, context)
             return await inner(request, context)
-        except (ApiError, InvalidEvent, KafkaError) as exc:
-            st = status_of(exc)
-        except Exception as exc:  # a bug: logged whole, answered INTERNAL
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            log.exception("api: call failed")
-            st = status_of(exc)
-        await context.abort_with_status(rpc_status.to_status(st))
+        except Exception as exc:
+            st = _failed(exc, "call")
+        await context.abort_with_status(st)
     return call
 
 
@@ -121,14 +126,9 @@ def _guard_stream(inner: StreamHandler, tokens: Tokens | None) -> StreamHandler:
             async for item in inner(request, context):
                 yield item
             return
-        except (ApiError, InvalidEvent, KafkaError) as exc:
-            st = status_of(exc)
         except Exception as exc:
-            if isinstance(exc, grpc.aio.AbortError):
-                raise
-            log.exception("api: stream failed")
-            st = status_of(exc)
-        await context.abort_with_status(rpc_status.to_status(st))
+            st = _failed(exc, "stream")
+        await context.abort_with_status(st)
     return call
 
 

@@ -71,5 +71,21 @@ async def tandem_topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterato
 
 
 @pytest.fixture
+async def worker(kafka_bootstrap: str, tandem_topics: str, tmp_path: Any) -> AsyncIterator[Any]:
+    """The stream processors (a worker's Faust app) in this process, on the test's topics."""
+    from tandem.streams.app import create_app
+    from tandem.streams.settings import Settings
+
+    tandem = create_app(Settings(broker=kafka_bootstrap, topic_prefix=tandem_topics,
+                                 app_id=f"{tandem_topics}app", web_enabled=False,
+                                 data_dir=str(tmp_path)))
+    await tandem.app.start()
+    try:
+        yield tandem
+    finally:
+        await tandem.app.stop()
+
+
+@pytest.fixture
 def anyio_backend() -> Iterator[str]:
     yield "asyncio"

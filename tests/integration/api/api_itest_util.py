@@ -17,6 +17,8 @@ from itest_wait import until
 from tandem.inventory import inventory_key
 from tandem.services.demo_data import demo_federation
 from tandem.streams import topics as T
+from tandem.services.api.client import details_of
+from tandem.services.demo_data import web_db_order
 from tandem.streams.readback import read_all_partitions, read_topic
 from tandem.v1 import decider_pb2, decision_pb2
 from tandem.v1 import workload_pb2 as W
@@ -24,16 +26,8 @@ from tandem.v1 import workload_pb2 as W
 
 def order(workload_id: str, tenant: str = "acme", bw: float = 300.0,
           jurisdiction: str = "EU") -> W.WorkloadRequest:
-    """Two groups on different EU sites joined by one demand (feasible on the demo federation;
-    jurisdiction "JP" makes it infeasible)."""
-    return W.WorkloadRequest(
-        tenant=tenant, workload_id=workload_id, priority=W.PRIORITY_CLASS_STANDARD,
-        groups=[W.VmGroup(group_id="web", count=2, vcpus=4, memory_gib=8),
-                W.VmGroup(group_id="db", count=1, vcpus=4, memory_gib=16)],
-        demands=[W.TrafficDemand(demand_id="d1", from_group="web", to_group="db",
-                                 bandwidth_mbps=bw, max_latency_ms=30)],
-        rules=W.Rules(vm_jurisdictions=[jurisdiction],
-                      anti_affinity=[W.AntiAffinity(group_ids=["web", "db"])]))
+    """Feasible on the demo federation; jurisdiction "JP" makes it infeasible."""
+    return web_db_order(workload_id, tenant, bw, jurisdiction)
 
 
 async def publish_federation(bootstrap: str, prefix: str) -> int:
@@ -69,19 +63,7 @@ async def decider_log_size(bootstrap: str, prefix: str) -> int:
 
 def details(err: Any) -> list[Any]:
     """The google.rpc.Status details of a failed call, unpacked."""
-    from google.rpc import error_details_pb2
-    from grpc_status import rpc_status
-
-    st = rpc_status.from_call(err)
-    out: list[Any] = []
-    for a in (st.details if st is not None else []):
-        for cls in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo,
-                    decision_pb2.Decision):
-            if a.Is(cls.DESCRIPTOR):
-                msg = cls()
-                a.Unpack(msg)
-                out.append(msg)
-    return out
+    return details_of(err)  # type: ignore[arg-type]
 
 
 def compute_only(workload_id: str, tenant: str = "acme", vms: int = 2) -> W.WorkloadRequest:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
@@ -15,20 +14,7 @@ from api_itest_util import publish_federation
 
 from tandem.services.api.server import ApiServer, create_server
 from tandem.services.api.stubs import TandemStub
-from tandem.streams.app import Tandem, create_app
-from tandem.streams.settings import Settings
-
-
-@pytest.fixture
-async def worker(kafka_bootstrap: str, tandem_topics: str, tmp_path: Path) -> AsyncIterator[Tandem]:
-    settings = Settings(broker=kafka_bootstrap, topic_prefix=tandem_topics,
-                        app_id=f"{tandem_topics}app", web_enabled=False, data_dir=str(tmp_path))
-    tandem = create_app(settings)
-    await tandem.app.start()
-    try:
-        yield tandem
-    finally:
-        await tandem.app.stop()
+from tandem.streams.app import Tandem
 
 
 @dataclass

@@ -9,13 +9,12 @@ vCenter get their own instance (`private_vcsim`). If the simulator or govc canno
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from vcsim_util import GOVC, STATE, Vcsim, vcsimctl
+from vcsim_util import GOVC, STATE, Vcsim, free_port, vcsimctl
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +38,6 @@ def govc_ready() -> Path:
         pytest.fail(f"govc, the outside checker, is not available (infra/vcsim/vcsimctl govc):"
                     f"\n{got.stdout}{got.stderr}", pytrace=False)
     return GOVC
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,6 +21,13 @@ sys.path.insert(0, str(REPO / "tests" / "unit" / "compute"))
 from contract import Observed  # noqa: E402
 
 from tandem.services.compute.vsphere import VsphereConfig  # noqa: E402
+
+
+def free_port() -> int:
+    """A loopback port free now (a simulator restarted on it comes back where clients expect)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def vcsimctl(*args: str, run_dir: Path | None = None, port: int = 0, sim_args: str = "",

@@ -4,7 +4,6 @@ reading events on the real broker under the test's own topic prefix."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,28 +12,11 @@ from aiokafka import AIOKafkaProducer
 
 from tandem.events import new_meta
 from tandem.inventory import inventory_key
-from tandem.services.demo_data import demo_federation
+from tandem.services.demo_data import demo_federation, web_db_order
 from tandem.streams import topics as T
 from tandem.streams.readback import read_all_partitions
-from tandem.streams.app import Tandem, create_app
-from tandem.streams.settings import Settings
 from tandem.v1 import decider_pb2, link_state_pb2
 from tandem.v1 import workload_pb2 as W
-
-
-def settings_for(bootstrap: str, prefix: str, data_dir: Path, app_id: str = "app") -> Settings:
-    return Settings(broker=bootstrap, topic_prefix=prefix, app_id=f"{prefix}{app_id}",
-                    web_enabled=False, data_dir=str(data_dir))
-
-
-@pytest.fixture
-async def worker(kafka_bootstrap: str, tandem_topics: str, tmp_path: Path) -> AsyncIterator[Tandem]:
-    tandem = create_app(settings_for(kafka_bootstrap, tandem_topics, tmp_path))
-    await tandem.app.start()
-    try:
-        yield tandem
-    finally:
-        await tandem.app.stop()
 
 
 class Bus:
@@ -99,14 +81,8 @@ async def bus(kafka_bootstrap: str, tandem_topics: str) -> AsyncIterator[Bus]:
 
 def place(request_id: str, workload_id: str, bw: float = 300.0, web_site_rule: str = "EU",
           priority: int = W.PRIORITY_CLASS_STANDARD, vcpus: float = 4) -> W.RequestEvent:
-    return W.RequestEvent(meta=new_meta("test"), request_id=request_id, place=W.WorkloadRequest(
-        tenant="acme", workload_id=workload_id, priority=priority,  # type: ignore[arg-type]
-        groups=[W.VmGroup(group_id="web", count=2, vcpus=vcpus, memory_gib=8),
-                W.VmGroup(group_id="db", count=1, vcpus=vcpus, memory_gib=16)],
-        demands=[W.TrafficDemand(demand_id="d1", from_group="web", to_group="db",
-                                 bandwidth_mbps=bw, max_latency_ms=30)],
-        rules=W.Rules(vm_jurisdictions=[web_site_rule],
-                      anti_affinity=[W.AntiAffinity(group_ids=["web", "db"])])))
+    return W.RequestEvent(meta=new_meta("test"), request_id=request_id, place=web_db_order(
+        workload_id, bw=bw, jurisdiction=web_site_rule, priority=priority, vcpus=vcpus))
 
 
 def release(request_id: str, workload_id: str) -> W.RequestEvent:

@@ -5,32 +5,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator
 
-import pytest
 from itest_wait import until
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tandem.events import new_meta
 from tandem.inventory import inventory_key
 from tandem.streams import topics as T
-from tandem.streams.app import Tandem, create_app
-from tandem.streams.settings import Settings
+from tandem.streams.app import Tandem
 from tandem.streams.web import group_state
 from tandem.v1 import alarms_pb2
 from tandem.v1 import inventory_pb2 as K
-
-
-@pytest.fixture
-async def worker(kafka_bootstrap: str, tandem_topics: str, tmp_path: object) -> AsyncIterator[Tandem]:
-    settings = Settings(broker=kafka_bootstrap, topic_prefix=tandem_topics,
-                        app_id=f"{tandem_topics}app", web_enabled=False, data_dir=str(tmp_path))
-    tandem = create_app(settings)
-    await tandem.app.start()
-    try:
-        yield tandem
-    finally:
-        await tandem.app.stop()
 
 
 def site(sid: str) -> K.InventoryEvent:

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from e2e_util import (decisions, entries_of, phase, start_compute, stop_all,
                       stream_processors, until_flows)
 from itest_wait import until
 from sdn_itest_util import BlockAddresses, Flow, collect, dump_meters, sh
-from vcsim_util import Vcsim, govc, observe, vcsimctl, vm_paths
+from vcsim_util import Vcsim, free_port, govc, observe, vcsimctl, vm_paths
 
 from tandem.events import new_meta
 from tandem.services.compute.vsphere import VsphereConfig
@@ -39,12 +38,6 @@ HOST_WAW = "10.77.5.1"
 RETRY_S = 6.0  # how long a compute unit outwaits an unreachable vCenter here
 PLAN = ["create VMs", "install new paths (transit and egress)", "switch over at the ingress",
         "power VMs on"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def site_config(vc: Vcsim, site: str) -> VsphereConfig:
@@ -205,12 +198,7 @@ async def test_vms_where_decided_traffic_on_the_reserved_path_and_repeats_change
         seen = observe(cfg, name)
         assert seen is not None and seen.powered_on and len(vm_paths(cfg, name)) == 1
 
-    release = W.RequestEvent(meta=new_meta("test"), request_id=f"{wid}-release",
-                             release=W.ReleaseRequest(workload_id=wid))
-    await producer.send_and_wait(f"{prefix}{T.REQUESTS_BASE}", key=wid.encode(),
-                                 value=release.SerializeToString())
-    [rel] = await decisions(kafka_bootstrap, prefix, lambda d: d.request_id == f"{wid}-release")
-    assert await phase(kafka_bootstrap, prefix, wid, D.WORKLOAD_PHASE_RELEASED, rel.revision)
+    await release_all(producer, kafka_bootstrap, prefix, wid)
     await nothing_left(app, vc, wan, placed)
 
 
@@ -338,12 +326,7 @@ async def test_a_vcenter_killed_and_back_within_the_retry_time_is_outwaited(
     for name in vm_names(placed):
         seen = observe(cfg, name)  # observe fails on twins
         assert seen is not None and seen.powered_on
-    release = W.RequestEvent(meta=new_meta("test"), request_id=f"{wid}-release",
-                             release=W.ReleaseRequest(workload_id=wid))
-    await producer.send_and_wait(f"{prefix}{T.REQUESTS_BASE}", key=wid.encode(),
-                                 value=release.SerializeToString())
-    [rel] = await decisions(kafka_bootstrap, prefix, lambda d: d.request_id == f"{wid}-release")
-    assert await phase(kafka_bootstrap, prefix, wid, D.WORKLOAD_PHASE_RELEASED, rel.revision)
+    await release_all(producer, kafka_bootstrap, prefix, wid)
     await nothing_left(app, vc, wan, placed)
 
 

@@ -14,8 +14,8 @@ from tandem.services.api import convert
 from tandem.services.api.errors import BadRequest, Infeasible, NotFound, Unavailable
 from tandem.services.api.interceptor import status_of
 from tandem.services.api.view import scratch
-from tandem.services.demo_data import demo_federation
-from tandem.v1 import api_pb2, decider_pb2, decision_pb2
+from tandem.services.demo_data import demo_federation, web_db_order
+from tandem.v1 import api_pb2, decision_pb2
 from tandem.v1 import workload_pb2 as W
 from tandem.validation import InvalidEvent
 
@@ -24,14 +24,7 @@ D = decision_pb2
 
 def order(wid: str = "w1", tenant: str = "acme", bw: float = 300.0,
           jurisdiction: str = "EU") -> W.WorkloadRequest:
-    return W.WorkloadRequest(
-        tenant=tenant, workload_id=wid, priority=W.PRIORITY_CLASS_STANDARD,
-        groups=[W.VmGroup(group_id="web", count=2, vcpus=4, memory_gib=8),
-                W.VmGroup(group_id="db", count=1, vcpus=4, memory_gib=16)],
-        demands=[W.TrafficDemand(demand_id="d1", from_group="web", to_group="db",
-                                 bandwidth_mbps=bw, max_latency_ms=30)],
-        rules=W.Rules(vm_jurisdictions=[jurisdiction],
-                      anti_affinity=[W.AntiAffinity(group_ids=["web", "db"])]))
+    return web_db_order(wid, tenant, bw, jurisdiction)
 
 
 def federated() -> Decider:
