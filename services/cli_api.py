@@ -28,8 +28,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--client-ca", help="PEM CA: mutual TLS, clients must present a certificate "
                                        "it signed")
-    p.add_argument("--tokens", help="token file (TOKEN tenant=NAME | role=noc | role=operator): "
-                                    "bearer tokens required, tenants isolated")
+    p.add_argument("--tokens", help="token file (TOKEN tenant=NAME | role=noc | role=operator "
+                                    "| role=approver): bearer tokens required, tenants "
+                                    "isolated")
+    p.add_argument("--require-approval", action="append", default=[], metavar="TENANT[:S]",
+                   help="this tenant's orders are held for an approval (Approve/Reject), for "
+                        "S seconds (default 900); repeatable")
+    p.add_argument("--approval-webhook", metavar="URL",
+                   help="POST every approval event (held, approved, rejected, expired) to URL "
+                        "as JSON")
+    p.add_argument("--approval-webhook-token", default="",
+                   help="bearer token sent to the webhook (env TANDEM_APPROVAL_WEBHOOK_TOKEN)")
     p.set_defaults(func=cmd_api)
 
 
@@ -39,6 +48,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from tandem.cli import UserError
     from tandem.services.cli_worker import _settings
 
+    from tandem.services.api.approvals import Policy, PolicyError
     from tandem.services.api.auth import TokenError, Tokens
     from tandem.services.api.server import Tls
 
@@ -50,19 +60,28 @@ def cmd_api(args: argparse.Namespace) -> int:
     try:
         tls = Tls.load(args.tls_cert, args.tls_key, args.client_ca) if args.tls_cert else None
         tokens = Tokens.load(args.tokens) if args.tokens else None
-        return asyncio.run(_serve(args.listen, settings.broker, settings.topic_prefix, tls,
-                                  tokens))
-    except (OSError, TokenError) as exc:
+        policy = Policy.parse(args.require_approval)
+        return asyncio.run(_serve(args, settings.broker, settings.topic_prefix, tls, tokens,
+                                  policy))
+    except (OSError, TokenError, PolicyError) as exc:
         raise UserError(str(exc)) from None
 
 
-async def _serve(listen: str, broker: str, prefix: str, tls: Any, tokens: Any) -> int:
+async def _serve(args: argparse.Namespace, broker: str, prefix: str, tls: Any, tokens: Any,
+                 policy: Any) -> int:
     import asyncio
+    import os
     import signal
 
+    from tandem.services.api.approvals import Webhook
     from tandem.services.api.server import create_server
 
-    server, port = await create_server(listen, broker, prefix, tls, tokens)
+    listen = args.listen
+    webhook = None
+    if args.approval_webhook:
+        webhook = Webhook(args.approval_webhook, broker, prefix, args.approval_webhook_token
+                          or os.environ.get("TANDEM_APPROVAL_WEBHOOK_TOKEN", ""))
+    server, port = await create_server(listen, broker, prefix, tls, tokens, policy, webhook)
     await server.start()
     host = listen.rsplit(":", 1)[0]
     mode = ("mutual TLS" if tls is not None and tls.client_ca else "TLS" if tls is not None
@@ -70,7 +89,8 @@ async def _serve(listen: str, broker: str, prefix: str, tls: Any, tokens: Any) -
     auth = (f"{len(tokens)} bearer token(s)" if tokens is not None
             else "no token file: open to every caller")
     print(f"tandem api: listening on {host}:{port} (broker {broker}, topic prefix "
-          f"{prefix!r}, {mode}, {auth})", flush=True)
+          f"{prefix!r}, {mode}, {auth}; {policy.describe()}"
+          + (f"; approval webhook {args.approval_webhook}" if webhook else "") + ")", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

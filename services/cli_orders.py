@@ -1,4 +1,4 @@
-"""`tandem place | whatif | release | workloads | topology | watch`: the command line on the
+"""`tandem place | whatif | release | approve | workloads | topology | watch`: the command line on the
 northbound gRPC API (docs/API.md), for people and scripts.
 
 Why through the API and not onto Kafka like `tandem demo`: the API is the front door OSS
@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-COMMANDS = ("place", "whatif", "release", "workloads", "topology", "watch")
+COMMANDS = ("place", "whatif", "release", "approve", "workloads", "topology", "watch")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -43,6 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "one order)")
     p.add_argument("--wait", action="store_true",
                    help="wait until the workload is active (or failed), showing progress")
+    p.add_argument("--approval", action="store_true",
+                   help="hold the decision for an approval (tandem approve) before anything "
+                        "is carried out")
+    p.add_argument("--hold-seconds", type=int, default=0,
+                   help="with --approval: how long the decision is held (default 900)")
     _common(p)
     p = sub.add_parser("whatif", help="what the engine would decide now (nothing is sent)")
     p.add_argument("order", help="WorkloadRequest as JSON; - for stdin")
@@ -51,6 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("workload_id")
     p.add_argument("--tenant", default="", help="its tenant (default: the token's)")
     p.add_argument("--idempotency-key", dest="idem", help="default: release-<tenant>-<id>")
+    _common(p)
+    p = sub.add_parser("approve", help="approve (or --reject) the order held for a workload")
+    p.add_argument("workload_id")
+    p.add_argument("--reject", action="store_true", help="reject it: what it holds is released")
+    p.add_argument("--comment", default="", help="why (kept in the approval event)")
+    p.add_argument("--hold-id", default="", help="the hold judged (default: the workload's "
+                                                "current one, read first)")
+    p.add_argument("--idempotency-key", dest="idem",
+                   help="default: approve|reject-<workload>-<hold id>")
     _common(p)
     p = sub.add_parser("workloads", help="list workloads, or show one with its decision")
     p.add_argument("workload_id", nargs="?", help="show this one (GetWorkload)")
@@ -65,7 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("watch", help="follow decisions, statuses, alarms, link state, "
                                      "utilisation (WatchEvents)")
     p.add_argument("--kind", action="append", default=[],
-                   help="decision, workload_status, alarm, link_state, utilisation (repeatable)")
+                   help="decision, workload_status, alarm, link_state, utilisation, approval "
+                        "(repeatable)")
     p.add_argument("--site", default="")
     p.add_argument("--tenant", default="")
     p.add_argument("--from-start", action="store_true", help="from the oldest retained event")
@@ -135,6 +150,8 @@ async def _place(args: argparse.Namespace, target: Any) -> int:
     from tandem.v1 import api_pb2
 
     w = _order(args.order)
+    if args.approval:
+        w.approval.required, w.approval.hold_seconds = True, args.hold_seconds
     key = args.idem or "cli-" + hashlib.sha256(w.SerializeToString(deterministic=True)
                                                ).hexdigest()[:32]
     async with target.channel() as ch:
@@ -225,6 +242,34 @@ async def _release(args: argparse.Namespace, target: Any) -> int:
     return 0
 
 
+async def _approve(args: argparse.Namespace, target: Any) -> int:
+    from tandem.services.api import present
+    from tandem.v1 import api_pb2
+
+    verb = "reject" if args.reject else "approve"
+    async with target.channel() as ch:
+        stub = target.stub(ch)
+        hold_id = args.hold_id
+        if not hold_id:  # judge what is held now, under a key of its own
+            got = await stub.GetWorkload(api_pb2.GetWorkloadRequest(
+                workload_id=args.workload_id), timeout=args.timeout, metadata=target.metadata)
+            hold_id = got.workload.decision.hold.hold_id
+            if not hold_id:
+                raise ValueError(f"{args.workload_id}: no order held for approval (it is "
+                                 f"{present.phase(got.workload.phase)})")
+        call = api_pb2.ApprovalCall(workload_id=args.workload_id, hold_id=hold_id,
+                                    comment=args.comment,
+                                    idempotency_key=args.idem or f"{verb}-{args.workload_id}-"
+                                                                 f"{hold_id}")
+        rpc = stub.Reject if args.reject else stub.Approve
+        reply = await rpc(call, timeout=args.timeout, metadata=target.metadata)
+    if args.json:
+        _json(reply)
+    else:
+        _out().print(present.decision_view(reply.decision))
+    return 0
+
+
 def _phases(names: list[str]) -> list[Any]:
     from tandem.v1 import decision_pb2
 
@@ -296,7 +341,7 @@ async def _watch(args: argparse.Namespace, target: Any) -> int:
         full = "EVENT_KIND_" + k.upper()
         if full not in api_pb2.EventKind.keys():
             raise ValueError(f"--kind {k}: one of decision, workload_status, alarm, "
-                             "link_state, utilisation")
+                             "link_state, utilisation, approval")
         kinds.append(api_pb2.EventKind.Value(full))
     out, n = _out(), 0
     async with target.channel() as ch:  # no deadline: until --count or Ctrl-C
@@ -315,5 +360,5 @@ async def _watch(args: argparse.Namespace, target: Any) -> int:
     return 0
 
 
-_HANDLERS = {"place": _place, "whatif": _whatif, "release": _release,
+_HANDLERS = {"place": _place, "whatif": _whatif, "release": _release, "approve": _approve,
              "workloads": _workloads, "topology": _topology, "watch": _watch}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
-from tandem.v1 import alarms_pb2, commands_pb2, decider_pb2, decision_pb2, inventory_pb2
+from tandem.v1 import alarms_pb2, approval_pb2, commands_pb2, decider_pb2, decision_pb2, inventory_pb2
 from tandem.v1 import link_state_pb2, telemetry_pb2, workload_pb2
 
 PREFIX = os.environ.get("TANDEM_TOPIC_PREFIX", "")
@@ -58,6 +58,7 @@ CONTROL_BASE = "tandem.control"
 WORKLOAD_STATUS_BASE = "tandem.workload-status"
 EXECUTOR_STATE_BASE = "tandem.executor-state"
 DECIDER_SNAPSHOTS_BASE = "tandem.decider-snapshots"
+APPROVALS_BASE = "tandem.approvals"
 DECIDER_SNAPSHOT_IDS_BASE = "tandem.decider-snapshot-ids"
 # JSON mirrors of the NOC-facing topics (protobuf JSON mapping), for generic consumers.
 NOC_DECISIONS_JSON_BASE = "tandem.noc.decisions.json"
@@ -81,6 +82,9 @@ SPECS: dict[str, TopicSpec] = {
                   "Workload place/release orders; the log the decisions are derived from."),
         TopicSpec(DECISIONS_BASE, decision_pb2.Decision, "workload_id", 3, dict(FOREVER),
                   "Every decision with its explanation; compared against on replay."),
+        TopicSpec(APPROVALS_BASE, approval_pb2.ApprovalEvent, "workload_id", 1, dict(FOREVER),
+                  "Orders held for an approval (PENDING) and how each hold ended (APPROVED, "
+                  "REJECTED, EXPIRED, WITHDRAWN): what workflow systems act on."),
         TopicSpec(ALARMS_BASE, alarms_pb2.Alarm, "site_id, link_id or workload_id", 1,
                   {"retention.ms": str(30 * DAY_MS)}, "Alarms for the NOC."),
         TopicSpec(DEAD_LETTERS_BASE, alarms_pb2.DeadLetter, "origin topic", 1,

@@ -26,7 +26,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "tandem.services.cli_export",  # tandem export (telemetry from files and counters)
     "tandem.services.cli_compute",  # tandem compute --site X (compute control unit)
     "tandem.services.cli_api",  # tandem api --listen HOST:PORT (northbound gRPC server)
-    "tandem.services.cli_orders",  # tandem place|whatif|release|workloads|topology|watch (API)
+    "tandem.services.cli_orders",  # tandem place|whatif|release|approve|workloads|topology|watch (API)
 )
 
 

@@ -28,21 +28,22 @@ from tandem.engine.decide import decide
 from tandem.engine.decision import Decision, Explanation, Kind, Rejection
 from tandem.engine.react import react
 from tandem.engine.state import State
-from tandem.engine.topology import Link, OperState, Topology
+from tandem.engine.topology import Link, Topology
 from tandem.events import derived_id, meta_time, new_meta
 from tandem.pbconvert import decision_to_pb, link_from_pb, request_from_pb, site_from_pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from tandem.v1 import alarms_pb2, decider_pb2, decision_pb2, inventory_pb2
+from tandem.v1 import alarms_pb2, approval_pb2, decider_pb2, decision_pb2, inventory_pb2
 from tandem.v1 import link_state_pb2, workload_pb2
 from tandem.addressing import Blocks
+from tandem.approvals import Approvals, Hold, hold_seconds
 from tandem.steps import plan as plan_steps
+from tandem.inputs import check_input
 from tandem.inventory import check_inventory
-from tandem.linkstate import LinkOper, capacity_moments, check_link_state, link_factor
-from tandem.requests import check_request
+from tandem.linkstate import LinkOper, capacity_moments, link_factor
 from tandem.rollout import Feedback, Rollout
-from tandem.validation import (EVENT_ID_REUSED, INVALID, PROCESSING_ERROR, REQUEST_ID_REUSED,
-                               InvalidEvent, check_meta, check_ranges, decode, require)
+from tandem.validation import (EVENT_ID_REUSED, PROCESSING_ERROR, REQUEST_ID_REUSED, InvalidEvent,
+                               decode)
 
 log = logging.getLogger(__name__)
 SOURCE = "streams/decider"
@@ -57,6 +58,8 @@ class Outputs:
     # publishes the rest (provisioning, active, failed, rolled back, released).
     statuses: list[decision_pb2.WorkloadStatus] = field(default_factory=list)
     alarms: list[alarms_pb2.Alarm] = field(default_factory=list)
+    # Orders held for an approval, and holds ended (tandem.approvals).
+    approvals: list[approval_pb2.ApprovalEvent] = field(default_factory=list)
     # The input was refused (bad, or an id reused on different content): the state is as
     # before, and the record is to be dead-lettered with this reason.
     invalid: InvalidEvent | None = None
@@ -78,7 +81,7 @@ _SCHEMAS: dict[str, type[Any]] = {"request": workload_pb2.RequestEvent,
                                   "link_state": link_state_pb2.LinkStateEvent}
 
 
-class Decider(Feedback):
+class Decider(Feedback, Approvals):
     """The decider's whole state; `fold` is its only way to change."""
 
     def __init__(self) -> None:
@@ -94,6 +97,9 @@ class Decider(Feedback):
         # back to), and the staged re-optimisation being carried out, if any.
         self.prior: dict[str, Decision] = {}
         self.rollout: Rollout | None = None
+        # Orders held for an approval, by workload id (tandem.approvals).
+        self.holds: dict[str, Hold] = {}
+        self._ordering: tuple[str, float | None] | None = None
         self.count = 0
         self._order = b""  # digest of the request being answered
         self._answered_now: list[str] = []  # request ids answered by the input being folded
@@ -142,12 +148,15 @@ class Decider(Feedback):
         (since, until]: inputs like any other, appended to the log where they are folded, so a
         replay sees them at the same place. Their ids name the moment."""
         out = []
-        for at, reason in capacity_moments(self.topology, since, until):
+        moments = [(at, reason, False) for at, reason in capacity_moments(self.topology, since,
+                                                                         until)]
+        moments += [(at, reason, True) for at, reason in self.hold_ticks(since, until)]
+        for at, reason, expiry in sorted(moments):
             ts = Timestamp()
             ts.FromNanoseconds(int(at * 1e9))
             meta = new_meta("streams/clock", event_id=derived_id("tick", reason, repr(at)), at=at)
             out.append(decider_pb2.DeciderInput(meta=meta, tick=decider_pb2.ClockTick(
-                at=ts, reason=reason)))
+                at=ts, reason=reason, hold_expiry=expiry)))
         return out
 
     def fold_record(self, payload: bytes | None, now: float) -> Outputs:
@@ -168,29 +177,7 @@ class Decider(Feedback):
 
     def check(self, inp: decider_pb2.DeciderInput, now: float) -> None:
         """The input agents' checks, against the decider's own topology (raises InvalidEvent)."""
-        check_meta(inp, now)
-        check_ranges(inp)
-        which = inp.WhichOneof("input")
-        require(which is not None, INVALID, "input: none of request, inventory, link_state, "
-                                            "reoptimise, tick, execution_failed, "
-                                            "execution_done is set")
-        topo = self.topology
-        if which == "request":
-            check_request(inp.request, topo.sites, now)
-        elif which == "inventory":
-            check_inventory(inp.inventory, topo.sites, topo.links, now)
-        elif which == "link_state":
-            check_link_state(inp.link_state, topo.links, now)
-        elif which == "tick":
-            require(inp.tick.HasField("at"), INVALID, "tick.at: missing")
-            require(bool(inp.tick.reason), INVALID, "tick.reason: empty")
-        elif which in ("execution_failed", "execution_done"):
-            ev = getattr(inp, which)
-            require(bool(ev.workload_id), INVALID, f"{which}.workload_id: empty")
-            require(bool(ev.decision_id), INVALID, f"{which}.decision_id: empty")
-        elif which == "reoptimise":
-            t = inp.reoptimise.target_utilisation
-            require(0.0 <= t <= 1.0, INVALID, f"reoptimise.target_utilisation = {t}: not in 0..1")
+        check_input(inp, self.topology, now)
 
     def fold(self, inp: decider_pb2.DeciderInput) -> Outputs:
         """Fold one (valid) input; all or nothing: if it raises, the state is as before."""
@@ -210,13 +197,14 @@ class Decider(Feedback):
         # Everything `_fold` may change: immutable values are kept as they are, the small
         # per-element dicts copied; request ids answered are undone key by key (that dict
         # grows with every request, too large to copy per input).
-        saved = (self.topology, self.state, dict(self.oper), self.count, self.rollout)
+        saved = (self.topology, self.state, dict(self.oper), self.count, self.rollout,
+                 dict(self.holds))
         self._answered_now, self._prior_undo = [], []
         self.blocks.checkpoint()
         try:
             out = self._fold(inp, which)
         except BaseException:
-            (self.topology, self.state, self.oper, self.count, self.rollout) = saved
+            (self.topology, self.state, self.oper, self.count, self.rollout, self.holds) = saved
             self.blocks.rollback()
             for rid in self._answered_now:
                 self.requests_answered.pop(rid, None)
@@ -247,7 +235,9 @@ class Decider(Feedback):
         elif which == "tick":
             t = inp.tick.at.seconds + inp.tick.at.nanos / 1e9
             log.info("decider: clock tick at %.3f (%s)", t, inp.tick.reason)
-            self._change_topology(inp, self.topology, t, out)
+            self._expire_holds(inp, t, out)
+            if not inp.tick.hold_expiry:
+                self._change_topology(inp, self.topology, t, out)
         elif which == "execution_failed":
             self._on_execution_failed(inp, out)
         elif which == "execution_done":
@@ -329,6 +319,21 @@ class Decider(Feedback):
         self._order = order
         if self.state is None:
             self.state = State.empty(self.topology, at)
+        if op == "approval":
+            self._on_verdict(inp, out)
+            return
+        wait = ev.place.approval if op == "place" else None
+        until = at + hold_seconds(wait.hold_seconds) if wait is not None and wait.required \
+            else None
+        self._ordering = (ev.request_id, until)
+        try:
+            self._decide_order(inp, ev, at, out)
+        finally:
+            self._ordering = None
+
+    def _decide_order(self, inp: decider_pb2.DeciderInput, ev: workload_pb2.RequestEvent,
+                      at: float, out: Outputs) -> None:
+        assert self.state is not None
         if ev.WhichOneof("op") == "release":
             wid = ev.release.workload_id
             old = self.state.workloads.get(wid)
@@ -373,7 +378,9 @@ class Decider(Feedback):
         if new.kind is not Kind.REJECTED and new.request is not None:
             for group, _site, count in new.placements:
                 self.blocks.ensure(new.workload_id, group, count)
-        msg.steps.extend(plan_steps(old, new, self.blocks, corr, at, msg.meta.event_id))
+        held, base = self._gate(inp, index, old, new, msg, out)
+        if not held:
+            msg.steps.extend(plan_steps(base, new, self.blocks, corr, at, msg.meta.event_id))
         if not new.holds:
             self.blocks.release(new.workload_id)
         if new.kind is not Kind.REJECTED:  # what a failure of `new` is rolled back to
@@ -388,9 +395,12 @@ class Decider(Feedback):
             self.requests_answered[new.request_id] = (msg.meta.event_id, self._order)
             self._answered_now.append(new.request_id)
             phase = (decision_pb2.WORKLOAD_PHASE_REJECTED if new.kind is Kind.REJECTED
+                     else decision_pb2.WORKLOAD_PHASE_HELD if held
                      else decision_pb2.WORKLOAD_PHASE_DECIDED)
             reason = (f"{new.rejection.constraint}: {new.rejection.detail}"
                       if new.rejection is not None else new.explanation.summary)
+            if held:
+                reason = f"held for approval until {msg.hold.until.ToJsonString()}: {reason}"
             out.statuses.append(decision_pb2.WorkloadStatus(
                 meta=new_meta(SOURCE, corr, derived_id("status", msg.meta.event_id, "decided"),
                               at),

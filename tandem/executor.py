@@ -133,6 +133,8 @@ class Executor:
         fx = Effects()
         if d.kind == D.DECISION_KIND_REJECTED:
             return fx  # a refused change leaves what runs as it was
+        if d.HasField("hold"):
+            return fx  # held for an approval: the decider sends it again once approved
         wid = d.workload_id
         st = self.states.get(wid)
         if st is not None and st.HasField("running"):

@@ -18,9 +18,12 @@ def check_request(event: workload_pb2.RequestEvent, known_sites: Container[str],
     check_ranges(event)
     require(bool(event.request_id), INVALID, "request_id: empty (it is the idempotency key)")
     op = event.WhichOneof("op")
-    require(op is not None, INVALID, "op: neither place nor release is set")
+    require(op is not None, INVALID, "op: none of place, release, approval is set")
     if op == "release":
         require(bool(event.release.workload_id), INVALID, "release.workload_id: empty")
+        return
+    if op == "approval":
+        require(bool(event.approval.workload_id), INVALID, "approval.workload_id: empty")
         return
     req = event.place
     require(bool(req.workload_id), INVALID, "place.workload_id: empty")

@@ -110,24 +110,33 @@ class Feedback:
             self._next_stage(inp, out)
 
     def _next_stage(self, inp: decider_pb2.DeciderInput, out: Outputs) -> None:
-        r = self.rollout
-        assert r is not None and self.state is not None
-        stage = next_stage(self.state, r)
-        for m, why in stage.dropped:
-            log.info("decider: %s: move of %s dropped: %s", r.where(), m.old.reservation_id, why)
-        if not stage.decisions:
-            log.info("decider: re-optimisation %s done (%d stages)", r.plan_id, len(r.stages))
-            self.rollout = None
-            return
-        ids = []
-        for d in stage.decisions:
-            msg = self._emit(inp, len(out.decisions), self.state.workloads.get(d.workload_id),
-                             d, out)
-            msg.plan_id, msg.stage, msg.stages = r.plan_id, stage.index + 1, len(r.stages)
-            ids.append(msg.meta.event_id)
-            self.state = self.state.apply(d)
-        self.rollout = replace(r, stage=stage.index, waiting=frozenset(ids))
-        log.info("decider: %s: %d decision(s) sent", self.rollout.where(), len(ids))
+        """Emit the next stage with anything to carry out. A workload held for an approval
+        (`tandem.approvals`) has its moves decided but held, not carried out: the stage does
+        not wait for them."""
+        while True:
+            r = self.rollout
+            assert r is not None and self.state is not None
+            stage = next_stage(self.state, r)
+            for m, why in stage.dropped:
+                log.info("decider: %s: move of %s dropped: %s", r.where(), m.old.reservation_id,
+                         why)
+            if not stage.decisions:
+                log.info("decider: re-optimisation %s done (%d stages)", r.plan_id,
+                         len(r.stages))
+                self.rollout = None
+                return
+            ids = []
+            for d in stage.decisions:
+                msg = self._emit(inp, len(out.decisions),
+                                 self.state.workloads.get(d.workload_id), d, out)
+                msg.plan_id, msg.stage, msg.stages = r.plan_id, stage.index + 1, len(r.stages)
+                if not msg.HasField("hold"):
+                    ids.append(msg.meta.event_id)
+                self.state = self.state.apply(d)
+            self.rollout = replace(r, stage=stage.index, waiting=frozenset(ids))
+            log.info("decider: %s: %d decision(s) sent", self.rollout.where(), len(ids))
+            if ids:
+                return
 
     def _stage_progress(self, inp: decider_pb2.DeciderInput, decision_id: str,
                         out: Outputs) -> None:

@@ -29,7 +29,7 @@ from tandem.decider import Decider
 from tandem.engine.network import Network
 
 # Bump when the decider's or the engine's pickled classes change shape.
-FORMAT = 3  # 3: the rollout and the prior decisions (for rollbacks) are part of the state
+FORMAT = 4  # 3: the rollout and the prior decisions (for rollbacks); 4: approval holds
 _MAGIC_STATE = b"TDS" + bytes([FORMAT])
 _MAGIC_DELTA = b"TDD" + bytes([FORMAT])
 
@@ -76,7 +76,7 @@ def _loads(blob: bytes, magic: bytes) -> Any:
 def encode_state(d: Decider) -> bytes:
     """The engine state of `d` (everything but the dedupe maps)."""
     fields = {"topology": d.topology, "state": d.state, "oper": d.oper, "count": d.count,
-              "blocks": d.blocks, "prior": d.prior, "rollout": d.rollout}
+              "blocks": d.blocks, "prior": d.prior, "rollout": d.rollout, "holds": d.holds}
     return _MAGIC_STATE + _dumps(fields)
 
 
@@ -94,7 +94,7 @@ def restore(state: bytes, deltas: list[bytes]) -> Decider:
     d = Decider()
     d.topology, d.state, d.oper = fields["topology"], fields["state"], fields["oper"]
     d.count, d.blocks = fields["count"], fields["blocks"]
-    d.prior, d.rollout = fields["prior"], fields["rollout"]
+    d.prior, d.rollout, d.holds = fields["prior"], fields["rollout"], fields["holds"]
     for blob in deltas:
         inputs, answers = _loads(blob, _MAGIC_DELTA)
         d.inputs_folded.update(inputs)
@@ -112,7 +112,8 @@ def fingerprint(d: Decider) -> str:
                    sorted((k, v.state.value, v.factor) for k, v in d.oper.items()),
                    sorted((k, v.revision) for k, v in d.prior.items()),
                    None if d.rollout is None else (d.rollout.plan_id, d.rollout.stage,
-                                                   sorted(d.rollout.waiting)))).encode())
+                                                   sorted(d.rollout.waiting)),
+                   sorted((k, h.hold_id, h.until) for k, h in d.holds.items()))).encode())
     if st is not None:
         h.update(repr((st.used, sorted(st.site_used.items()), sorted(st.workloads))).encode())
     return h.hexdigest()

@@ -129,8 +129,10 @@ _SUFFIX: tuple[tuple[str, tuple[float, float]], ...] = (
     ("cost", (0.0, MAX_COST)),
     ("_s", (0.0, MAX_SECONDS)),
 )
+MAX_HOLD_S = 7 * 24 * 3600  # the longest an order may be held for an approval
 _INT_BOUNDS: dict[str, tuple[int, int]] = {
     "count": (0, MAX_VMS_PER_GROUP),
+    "hold_seconds": (0, MAX_HOLD_S),
 }
 
 

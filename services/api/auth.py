@@ -12,6 +12,7 @@ Token file, one token a line (blank lines and `#` comments ignored):
     sha256:9f86d08...  tenant=globex
     noc-token          role=noc
     ops-token          role=operator
+    cab-token          role=approver  name=change-board
 
 The rules (pure functions here, called by the servicers; the interceptor authenticates):
 - a tenant sees, watches and changes only its own workloads. A call naming another tenant
@@ -23,6 +24,9 @@ The rules (pure functions here, called by the servicers; the interceptor authent
   PERMISSION_DENIED; reads, WatchEvents and WhatIf (nothing committed) are allowed.
 - the operator role sees everything and does maintenance (SetLinkAdminState, DrainSite),
   which nobody else may do once tokens are in use; it orders nothing for a tenant.
+- the approver role (a workflow system) sees everything and approves or rejects orders held
+  for an approval (Approve, Reject); the operator role may too. A tenant may not approve its
+  own orders. `name=` (optional) says who approves in the approval events.
 - without a token file every caller may act for every tenant (as before tokens existed); the
   server says so in its log.
 """
@@ -39,6 +43,7 @@ from tandem.services.api.errors import PermissionDenied, Unauthenticated
 
 NOC = "noc"
 OPERATOR = "operator"
+APPROVER = "approver"
 
 
 @dataclass(frozen=True)
@@ -46,15 +51,17 @@ class Principal:
     """A caller: a tenant, the NOC role, or anyone (no token file)."""
 
     tenant: str = ""  # set for a tenant's token
-    role: str = ""  # "noc", or "" for a tenant and for anyone
+    role: str = ""  # "noc", "operator", "approver", or "" for a tenant and for anyone
+    name: str = ""  # who it is (the token file's name=), for the approval events
 
     @property
     def unrestricted(self) -> bool:
         return not self.tenant and not self.role
 
     def describe(self) -> str:
-        return f"tenant {self.tenant!r}" if self.tenant else (
+        who = f"tenant {self.tenant!r}" if self.tenant else (
             f"role {self.role!r}" if self.role else "anyone")
+        return f"{self.name} ({who})" if self.name else who
 
 
 ANYONE = Principal()
@@ -87,16 +94,20 @@ class Tokens:
             if not line:
                 continue
             parts = line.split()
+            name = ""
+            if len(parts) == 3 and parts[2].startswith("name=") and len(parts[2]) > 5:
+                name = parts.pop()[5:]
             if len(parts) != 2 or "=" not in parts[1]:
-                raise TokenError(f"{source}:{n}: expected 'TOKEN tenant=NAME' or 'TOKEN role=noc'")
+                raise TokenError(f"{source}:{n}: expected 'TOKEN tenant=NAME' or 'TOKEN "
+                                 "role=ROLE', then optionally name=WHO")
             token, (key, _, value) = parts[0], parts[1].partition("=")
             if key == "tenant" and value:
-                who = Principal(tenant=value)
-            elif key == "role" and value in (NOC, OPERATOR):
-                who = Principal(role=value)
+                who = Principal(tenant=value, name=name)
+            elif key == "role" and value in (NOC, OPERATOR, APPROVER):
+                who = Principal(role=value, name=name)
             else:
-                raise TokenError(f"{source}:{n}: {parts[1]!r}: tenant=NAME, role=noc or "
-                                 "role=operator")
+                raise TokenError(f"{source}:{n}: {parts[1]!r}: tenant=NAME, role=noc, "
+                                 "role=operator or role=approver")
             digest = token[7:].lower() if token.startswith("sha256:") else _digest(token)
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise TokenError(f"{source}:{n}: sha256: needs 64 hex digits")
@@ -138,8 +149,8 @@ def may_change(who: Principal, tenant: str, field: str) -> str:
     tenant), or a tenant naming another."""
     if who.role == NOC:
         raise PermissionDenied("the NOC role is read-only", reason="READ_ONLY_ROLE", field=field)
-    if who.role == OPERATOR:
-        raise PermissionDenied("the operator role maintains the network; orders are a "
+    if who.role in (OPERATOR, APPROVER):
+        raise PermissionDenied(f"the {who.role} role orders nothing; orders are a "
                                "tenant's", reason="NOT_A_TENANT", field=field)
     if who.tenant:
         if tenant and tenant != who.tenant:
@@ -166,3 +177,12 @@ def may_read(who: Principal, tenant: str, field: str = "tenant") -> str:
                                    f"{who.tenant!r} only", reason="OTHER_TENANT", field=field)
         return who.tenant
     return tenant
+
+
+def may_approve(who: Principal) -> str:
+    """Approve / Reject: the approver or operator role, or anyone without a token file; who
+    it is (for the approval events). A tenant approving its own order would defeat the point."""
+    if not who.unrestricted and who.role not in (APPROVER, OPERATOR):
+        raise PermissionDenied(f"approvals are the approver role's ({who.describe()} may not)",
+                               reason="NOT_APPROVER")
+    return who.describe()

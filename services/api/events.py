@@ -29,6 +29,7 @@ TOPICS: dict[int, str] = {
     api_pb2.EVENT_KIND_ALARM: "tandem.alarms",
     api_pb2.EVENT_KIND_LINK_STATE: "tandem.link-state",
     api_pb2.EVENT_KIND_UTILISATION: "tandem.telemetry",
+    api_pb2.EVENT_KIND_APPROVAL: "tandem.approvals",
 }
 KIND_OF = {topic: kind for kind, topic in TOPICS.items()}
 _MAGIC = b"p1:"
@@ -84,6 +85,8 @@ def decode(topic: str, value: bytes | None) -> api_pb2.WatchEvent | None:
             ev.alarm.ParseFromString(value or b"")
         elif kind == api_pb2.EVENT_KIND_LINK_STATE:
             ev.link_state.ParseFromString(value or b"")
+        elif kind == api_pb2.EVENT_KIND_APPROVAL:
+            ev.approval.ParseFromString(value or b"")
         else:
             sample = telemetry_pb2.TelemetrySample.FromString(value or b"")
             if sample.WhichOneof("sample") != "link":
@@ -132,6 +135,10 @@ def matches(ev: api_pb2.WatchEvent, site: str, tenant: str, lookup: Lookup) -> b
             return False
         return (not site or a.site_id == site or site in lookup.ends_of(a.link_id)
                 or (bool(a.workload_id) and site in lookup.sites_of(a.workload_id)))
+    if which == "approval":
+        a = ev.approval
+        return ((not tenant or a.tenant == tenant)
+                and (not site or site in _placed(a.decision, lookup)))
     if which == "link_state":
         return not site or site in lookup.ends_of(ev.link_state.link_id)
     if which == "utilisation":

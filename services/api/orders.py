@@ -30,8 +30,8 @@ from tandem.streams import topics as T
 from tandem.v1 import api_pb2, decision_pb2, workload_pb2
 
 from tandem.services.api import convert
-from tandem.services.api.errors import (AlreadyExists, DeadlineExceeded, Infeasible, NotFound,
-                                        Unavailable)
+from tandem.services.api.errors import (AlreadyExists, BadRequest, DeadlineExceeded, Infeasible,
+                                        NotFound, Unavailable)
 from tandem.services.api.view import SOURCE, KAFKA_TIMEOUT_S, DeciderView
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,8 @@ class Orders:
         d = await self._submit(event, rid, w.workload_id, _left(deadline), not_anothers)
         if d.kind == decision_pb2.DECISION_KIND_REJECTED:
             raise Infeasible(d)
-        if not call.wait_active:
-            return d, rid, None
+        if not call.wait_active or d.HasField("hold"):
+            return d, rid, None  # held: nothing runs before an approval (Approve)
         end = await self.view.outcome(d.workload_id, d.meta.event_id, _left(deadline))
         if end is None:
             now = self.view.statuses.latest(d.workload_id)
@@ -114,6 +114,34 @@ class Orders:
         d = await self._submit(event, rid, r.workload_id, timeout, precheck)
         if d.kind == decision_pb2.DECISION_KIND_REJECTED:
             raise NotFound(d.rejection.detail or "not admitted")
+        return d, rid
+
+    async def verdict(self, call: api_pb2.ApprovalCall, approve: bool, by: str,
+                      timeout: float | None) -> tuple[decision_pb2.Decision, str]:
+        """Approve or reject the order held for `call.workload_id`: the decision that answers
+        the verdict (carried out, or the release / restoration). A workload with no order held
+        is FAILED_PRECONDITION, decided by the decider itself (the hold may end meanwhile)."""
+        bad = convert.check_key(call.idempotency_key)
+        if not call.workload_id:
+            bad.append(("workload_id", "required"))
+        if bad:
+            raise BadRequest(bad)
+        rid = convert.request_id_for("approvals", call.idempotency_key)
+        event = workload_pb2.RequestEvent(
+            meta=new_meta(SOURCE, correlation_id=rid), request_id=rid,
+            approval=workload_pb2.ApprovalVerdict(workload_id=call.workload_id, approve=approve,
+                                                  hold_id=call.hold_id, by=by,
+                                                  comment=call.comment))
+
+        async def known() -> None:
+            if call.workload_id not in self.view.latest:
+                await self.view.sync(KAFKA_TIMEOUT_S)
+                if call.workload_id not in self.view.latest:
+                    raise NotFound(f"no workload {call.workload_id!r}")
+
+        d = await self._submit(event, rid, call.workload_id, timeout, known)
+        if d.kind == decision_pb2.DECISION_KIND_REJECTED:
+            raise Infeasible(d)
         return d, rid
 
     # --------------------------------------------------------------------------- common

@@ -15,7 +15,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from tandem.v1 import api_pb2, decision_pb2
+from tandem.v1 import api_pb2, approval_pb2, decision_pb2
 
 D = decision_pb2
 _GOOD = {D.DECISION_KIND_PLACED, D.DECISION_KIND_RELEASED, D.DECISION_KIND_REROUTED,
@@ -73,6 +73,10 @@ def decision_view(d: decision_pb2.Decision) -> RenderableType:
             t.add_row(_placements(a.placements), f"{a.cost:.2f}", f"{a.max_latency_ms:.1f}",
                       f"{a.score:.3g}", a.lost_because or Text("chosen", style="green"))
         parts.append(t)
+    if d.HasField("hold"):
+        parts.append(Text(f"held for approval until {d.hold.until.ToJsonString()} (hold "
+                          f"{d.hold.hold_id}): nothing is carried out before `tandem approve "
+                          f"{d.workload_id}`", style="yellow"))
     if d.steps:
         parts.append("steps: " + "; ".join(f"{s.index + 1}. {s.what}" for s in d.steps))
     if d.preempted_workload_ids:
@@ -146,10 +150,22 @@ def event_line(ev: api_pb2.WatchEvent) -> str:
     elif which == "link_state":
         ls = ev.link_state
         what = f"link {ls.link_id} {_oper(ls.state)} {ls.cause}".rstrip()
+    elif which == "approval":
+        what = approval_line(ev.approval)
     else:
         u = ev.utilisation
         what = (f"utilisation {u.link_id} from {u.from_site}: {u.utilisation_mbps:,.1f} Mbit/s"
                 f" {u.latency_ms:.1f} ms")
+    return what
+
+
+def approval_line(a: approval_pb2.ApprovalEvent) -> str:
+    state = approval_pb2.ApprovalState.Name(a.state).removeprefix("APPROVAL_STATE_").lower()
+    what = f"approval {state} {a.workload_id} ({a.tenant}) hold {a.hold_id}"
+    if a.state == approval_pb2.APPROVAL_STATE_PENDING:
+        what += f" until {a.until.ToJsonString()}: {a.decision.explanation.summary}"
+    elif a.by or a.comment:
+        what += f": {' — '.join(x for x in (a.by, a.comment) if x)}"
     return what
 
 

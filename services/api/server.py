@@ -25,7 +25,9 @@ from tandem.events import new_meta
 from tandem.v1 import api_pb2, decision_pb2, workload_pb2
 
 from tandem.services.api import convert
-from tandem.services.api.auth import CURRENT, Tokens, may_change, may_maintain, may_read
+from tandem.services.api.approvals import Policy, Webhook
+from tandem.services.api.auth import (CURRENT, Tokens, may_approve, may_change, may_maintain,
+                                      may_read)
 from tandem.services.api.maintenance import Maintenance
 from tandem.services.api.errors import BadRequest, NotFound, ResourceExhausted
 from tandem.services.api.interceptor import ErrorInterceptor
@@ -50,8 +52,10 @@ def _timeout(context: grpc.aio.ServicerContext) -> float | None:
 class TandemServicer:
     """One coroutine per RPC of `tandem.v1.Tandem`."""
 
-    def __init__(self, view: DeciderView, orders: Orders, maintenance: Maintenance) -> None:
+    def __init__(self, view: DeciderView, orders: Orders, maintenance: Maintenance,
+                 policy: Policy | None = None) -> None:
         self.view, self.orders, self.maintenance = view, orders, maintenance
+        self.policy = policy or Policy()
         self.streams, self.max_streams = 0, MAX_STREAMS
 
     async def _ready(self, context: grpc.aio.ServicerContext) -> None:
@@ -63,11 +67,13 @@ class TandemServicer:
         if call.HasField("workload"):
             call.workload.tenant = may_change(CURRENT.get(), call.workload.tenant,
                                               "workload.tenant")
+            self.policy.apply(call.workload)
         d, rid, end = await self.orders.place(call, _timeout(context))
+        phase = (end.phase if end is not None else decision_pb2.WORKLOAD_PHASE_HELD
+                 if d.HasField("hold") else decision_pb2.WORKLOAD_PHASE_DECIDED)
         reply = api_pb2.PlaceAndConnectResponse(
             decision=d, request_id=rid, log_position=self.view.position,
-            order_state=order_state(end.phase if end is not None  # type: ignore[arg-type]
-                                    else decision_pb2.WORKLOAD_PHASE_DECIDED, d.kind))
+            order_state=order_state(phase, d.kind))  # type: ignore[arg-type]
         if end is not None:
             reply.status.CopyFrom(end)
         return reply
@@ -167,13 +173,30 @@ class TandemServicer:
                                          log_position=self.view.position)
 
 
+    async def Approve(self, call: api_pb2.ApprovalCall,
+                      context: grpc.aio.ServicerContext) -> api_pb2.ApprovalResponse:
+        return await self._verdict(call, True, context)
+
+    async def Reject(self, call: api_pb2.ApprovalCall,
+                     context: grpc.aio.ServicerContext) -> api_pb2.ApprovalResponse:
+        return await self._verdict(call, False, context)
+
+    async def _verdict(self, call: api_pb2.ApprovalCall, approve: bool,
+                       context: grpc.aio.ServicerContext) -> api_pb2.ApprovalResponse:
+        by = may_approve(CURRENT.get())
+        d, rid = await self.orders.verdict(call, approve, by, _timeout(context))
+        return api_pb2.ApprovalResponse(decision=d, request_id=rid,
+                                        log_position=self.view.position)
+
+
 class ApiServer:
     """The gRPC server with the view and the order sender it serves from."""
 
     def __init__(self, server: grpc.aio.Server, view: DeciderView, orders: Orders,
-                 health_servicer: health.aio.HealthServicer, servicer: TandemServicer) -> None:
+                 health_servicer: health.aio.HealthServicer, servicer: TandemServicer,
+                 webhook: Webhook | None = None) -> None:
         self.grpc, self.view, self.orders, self.health = server, view, orders, health_servicer
-        self.servicer = servicer
+        self.servicer, self.webhook = servicer, webhook
 
     async def start(self) -> None:
         for name in ("", SERVICE_NAME):
@@ -181,6 +204,8 @@ class ApiServer:
         self.view.listeners.append(self._serving)
         await self.grpc.start()
         await self.view.start()
+        if self.webhook is not None:
+            self.webhook.start()
 
     async def _serving(self, up: bool) -> None:
         status = (health_pb2.HealthCheckResponse.SERVING if up
@@ -191,6 +216,8 @@ class ApiServer:
 
     async def stop(self, grace: float | None = 1.0) -> None:
         await self.grpc.stop(grace)
+        if self.webhook is not None:
+            await self.webhook.stop()
         await self.orders.close()
         await self.view.stop()
 
@@ -222,11 +249,14 @@ class Tls:
 
 
 async def create_server(addr: str, broker: str, prefix: str = "", tls: Tls | None = None,
-                        tokens: Tokens | None = None) -> tuple[ApiServer, int]:
+                        tokens: Tokens | None = None, policy: Policy | None = None,
+                        webhook: Webhook | None = None) -> tuple[ApiServer, int]:
     """A server bound to `addr` ("127.0.0.1:0" picks a free port), not started yet; with the
     port it is bound to. `tls`: serve TLS (mutual with a client CA); `tokens`: require a bearer
     token on every call of tandem.v1.Tandem and isolate tenants (`auth`); without them the
-    server runs open, as the log says. Raises OSError when the address cannot be bound."""
+    server runs open, as the log says. `policy`: the tenants whose orders need an approval;
+    `webhook`: post the approval events (`approvals`). Raises OSError when the address cannot
+    be bound."""
     if tokens is None:
         log.warning("api: no token file: every caller may read and change every tenant's "
                     "workloads (start with --tokens FILE to isolate tenants)")
@@ -239,7 +269,7 @@ async def create_server(addr: str, broker: str, prefix: str = "", tls: Tls | Non
         ("grpc.max_receive_message_length", MAX_MESSAGE)])
     view = DeciderView(broker, prefix)
     orders = Orders(view, broker, prefix)
-    servicer = TandemServicer(view, orders, Maintenance(view, orders, prefix))
+    servicer = TandemServicer(view, orders, Maintenance(view, orders, prefix), policy)
     add_servicer(server, servicer)
     hs = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(hs, server)
@@ -253,4 +283,4 @@ async def create_server(addr: str, broker: str, prefix: str = "", tls: Tls | Non
         raise OSError(f"cannot listen on {addr}: {exc}") from None
     if port == 0:
         raise OSError(f"cannot listen on {addr}")
-    return ApiServer(server, view, orders, hs, servicer), port
+    return ApiServer(server, view, orders, hs, servicer, webhook), port

@@ -62,6 +62,7 @@ class DeciderMemory:
         self.log_topic = T.SPECS[T.DECIDER_BASE].name(prefix)
         self.decisions = T.SPECS[T.DECISIONS_BASE].name(prefix)
         self.alarms = T.SPECS[T.ALARMS_BASE].name(prefix)
+        self.approvals = T.SPECS[T.APPROVALS_BASE].name(prefix)
         self.statuses = T.SPECS[T.WORKLOAD_STATUS_BASE].name(prefix)
         self.dead = T.SPECS[T.DEAD_LETTERS_BASE].name(prefix)
         self.snapshots = T.SPECS[T.DECIDER_SNAPSHOTS_BASE].name(prefix)
@@ -178,6 +179,8 @@ class DeciderMemory:
             res.append(Out(self.statuses, st.SerializeToString(), key=st.workload_id.encode()))
         for a in out.alarms:
             res.append(Out(self.alarms, a.SerializeToString(), key=a.workload_id.encode()))
+        for ap in out.approvals:
+            res.append(Out(self.approvals, ap.SerializeToString(), key=ap.workload_id.encode()))
         return res
 
 

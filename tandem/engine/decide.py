@@ -25,7 +25,7 @@ equally priced options the engine uses the fewest, least loaded links.
 
 from __future__ import annotations
 
-from .decision import Decision, rejected
+from .decision import Decision, Kind, rejected, succeed
 from .routing import Fail, Route
 from .scoring import DEFAULT, EPS, Config, SiteScorer
 from .solver import Solver
@@ -44,9 +44,11 @@ def decide(state: State, req: WorkloadRequest, config: Config = DEFAULT) -> Deci
     err = validate(req, state.topology)
     if err is not None:
         return rejected(req, "invalid_request", err)
-    if req.workload_id in state.workloads:
-        state = state.release(req.workload_id)
-    return Solver(state, req, config).solve()
+    old = state.workloads.get(req.workload_id)
+    if old is None:
+        return Solver(state, req, config).solve()
+    d = Solver(state.release(req.workload_id), req, config).solve()
+    return d if d.kind is Kind.REJECTED else succeed(d, old)
 
 
 

@@ -7,7 +7,7 @@ same ids and the SDN units can reconcile flow tables against them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from .workload import Priority, WorkloadRequest
@@ -145,3 +145,19 @@ def rejected(req: WorkloadRequest, constraint: str, detail: str,
         explanation=Explanation(f"rejected: {constraint}: {detail}", alternatives),
         request=req,
     )
+
+
+def succeed(new: Decision, old: Decision) -> Decision:
+    """`new` as the successor of `old` (a change of an admitted workload): the next revision;
+    reservations unchanged (same demand, same links and directions, same bandwidth) keep their
+    ids, changed ones get the next revision's ids. Why: the steps from `old` to `new` are
+    planned by reservation id (`tandem.steps`), so a path or bandwidth that changed under the
+    same id would be neither installed nor removed."""
+    olds = {(r.demand_id, r.dirs, r.bandwidth_mbps): r for r in old.paths}
+    rev = old.revision + 1
+    paths = []
+    for r in new.paths:
+        same = olds.get((r.demand_id, r.dirs, r.bandwidth_mbps))
+        paths.append(same if same is not None else replace(
+            r, reservation_id=f"{r.reservation_id}.r{rev}"))
+    return replace(new, paths=tuple(paths), revision=rev)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .decide import DEFAULT, Config, Solver
-from .decision import Action, ChangeStep, Decision, Explanation, Kind, Reservation
+from .decision import Action, ChangeStep, Decision, Explanation, Kind, Reservation, succeed
 from .routing import EPS, Fail, commit, route_demand
 from .state import State
 from .topology import OperState, SiteState, Topology
@@ -277,16 +277,9 @@ def _cpm(st: State, r: Reservation) -> float:
 
 
 def _finish(mig: Decision, old: Decision) -> Decision:
-    """Keep ids of unchanged reservations, give changed ones the next revision's ids."""
-    olds = {(r.demand_id, r.dirs, r.bandwidth_mbps): r for r in old.paths}
-    rev = old.revision + 1
-    paths = []
-    for r in mig.paths:
-        same = olds.get((r.demand_id, r.dirs, r.bandwidth_mbps))
-        paths.append(same if same is not None else replace(
-            r, reservation_id=f"{r.reservation_id}.r{rev}"))
+    """The migration as `old`'s successor (`succeed`), its explanation naming the moves."""
     moved = [f"{g}: {old.site_of[g]}→{s}" for g, s, _ in mig.placements if old.site_of[g] != s]
-    return replace(mig, paths=tuple(paths), revision=rev,
+    return replace(succeed(mig, old),
                    explanation=Explanation(f"migrate {', '.join(moved)}; "
                                            + mig.explanation.summary, mig.explanation.alternatives))
 

@@ -1,4 +1,4 @@
-"""`tandem place | whatif | release | workloads | topology | watch` as processes, talking gRPC to
+"""`tandem place | whatif | release | approve | workloads | topology | watch` as processes, talking gRPC to
 a real server with a real broker, worker and (for --wait) compute unit."""
 
 from __future__ import annotations
@@ -104,3 +104,21 @@ async def test_place_wait_shows_progress_until_active(api, tmp_path: Path) -> No
         assert "cli-vms: active" in ran.out and "order completed" in ran.out
     finally:
         stop(unit)
+
+
+async def test_place_with_approval_then_approve(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    held = _file(tmp_path, "held.json", order("cli-held", bw=50))
+    placed = await tandem(api, "place", held, "--approval", "--hold-seconds", "600")
+    assert placed.code == 0, placed.err
+    assert "held for approval until" in placed.out and "order held" in placed.out
+    nobody = await tandem(api, "approve", "nobody")
+    assert nobody.code == 1 and "NOT_FOUND" in nobody.err
+    ok = await tandem(api, "approve", "cli-held", "--comment", "looks fine", "--json")
+    assert ok.code == 0, ok.err
+    body = json.loads(ok.out)
+    assert body["decision"]["steps"] and "looks fine" in body["decision"]["explanation"]["summary"]
+    again = await tandem(api, "approve", "cli-held", "--reject")
+    assert again.code == 2 and "no order held for approval" in again.err
+    watched = await tandem(api, "watch", "--kind", "approval", "--from-start", "--count", "2")
+    assert watched.code == 0, watched.err
+    assert "approval pending cli-held" in watched.out and "approval approved cli-held" in watched.out

@@ -68,7 +68,8 @@ async def test_grpcurl_lists_and_calls_everything(api, grpcurl: str) -> None:  #
     methods = (await _run(grpcurl, api.port, "list", "tandem.v1.Tandem")).stdout.split()
     assert {f"tandem.v1.Tandem.{m}" for m in ("PlaceAndConnect", "WhatIf", "Release",
                                              "GetWorkload", "ListWorkloads", "GetTopology",
-                                             "WatchEvents", "SetLinkAdminState", "DrainSite")
+                                             "WatchEvents", "SetLinkAdminState", "DrainSite",
+                                             "Approve", "Reject")
             } <= set(methods)
     health = await _run(grpcurl, api.port, "grpc.health.v1.Health/Check",
                   data={"service": "tandem.v1.Tandem"})
@@ -98,6 +99,9 @@ async def test_grpcurl_lists_and_calls_everything(api, grpcurl: str) -> None:  #
     err = json.loads(bad.stderr[bad.stderr.index("{"):])  # -format-error: the status on stderr
     assert err["code"] == 3  # INVALID_ARGUMENT, with the field named in the details
     assert err["details"][0]["field_violations"][0]["field"] == "workload.groups[0].count"
+    none = await _run(grpcurl, api.port, "tandem.v1.Tandem/Approve",
+                      data={"workload_id": "nobody", "idempotency_key": "g-4"})
+    assert json.loads(none.stderr[none.stderr.index("{"):])["code"] == 5  # NOT_FOUND
     released = await _run(grpcurl, api.port, "tandem.v1.Tandem/Release",
                     data={"release": {"tenant": "acme", "workload_id": "w-grpcurl"},
                           "idempotency_key": "g-3"})

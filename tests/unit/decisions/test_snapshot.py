@@ -41,7 +41,14 @@ def inputs() -> list[bytes]:
                 demands=[W.TrafficDemand(demand_id="d", from_group="a", to_group="b",
                                          bandwidth_mbps=50 + 10 * i, max_latency_ms=40)],
                 rules=W.Rules(anti_affinity=[W.AntiAffinity(group_ids=["a", "b"])])))
+        if i in (12, 40, 50):  # held for an approval: approved, rejected, still held
+            ev.place.approval.required = True
         out.append(wrap(ev))
+        if i in (20, 44):
+            out.append(wrap(W.RequestEvent(
+                meta=new_meta("t", at=NOW - 90 + i), request_id=f"verdict-{i}",
+                approval=W.ApprovalVerdict(workload_id=f"w{12 if i == 20 else 40}",
+                                           approve=i == 20, by="cab"))))
         if i == 30:
             out.append(wrap(L.LinkStateEvent(meta=new_meta("t", at=NOW - 60), link_id="ams-fra",
                                              state=L.OPER_STATE_DOWN, cause="cut")))
@@ -57,7 +64,7 @@ def outputs(d: Decider, records: list[bytes]) -> list[bytes]:
     for r in records:
         o = d.fold_record(r, NOW)
         res.append(b"|".join(m.SerializeToString(deterministic=True)
-                             for m in [*o.decisions, *o.statuses, *o.alarms])
+                             for m in [*o.decisions, *o.statuses, *o.alarms, *o.approvals])
                    + (o.invalid.reason.encode() if o.invalid else b""))
     return res
 
@@ -105,3 +112,21 @@ def test_a_snapshot_of_another_format_is_refused() -> None:
         restore(state[:40], [])
     with pytest.raises(SnapshotError):
         restore(state, [b"junk"])
+
+
+def test_a_hold_survives_a_snapshot_and_expires_the_same() -> None:
+    records = inputs()
+    d = Decider()
+    outputs(d, records)
+    assert set(d.holds) == {"w50"}  # w12 approved, w40 rejected, w50 still held
+    back = restore(encode_state(d), [take_delta(d)])
+    assert back.holds == d.holds
+    later = NOW + 3600
+    assert [t.SerializeToString() for t in back.ticks(NOW - 100, later)] == \
+        [t.SerializeToString() for t in d.ticks(NOW - 100, later)]
+    [tick] = d.ticks(NOW - 100, later)
+    assert tick.tick.hold_expiry
+    ours, theirs = back.fold(tick), d.fold(tick)
+    assert ours.approvals and [m.SerializeToString() for m in [*ours.decisions, *ours.approvals]] \
+        == [m.SerializeToString() for m in [*theirs.decisions, *theirs.approvals]]
+    assert not back.holds and "w50" not in back.state.workloads  # type: ignore[union-attr]
