@@ -56,7 +56,7 @@ class Hold:
 
     def pb(self) -> decision_pb2.ApprovalHold:
         ts = Timestamp()
-        ts.FromNanoseconds(int(self.until * 1e9))
+        ts.FromNanoseconds(round(self.until * 1e6) * 1000)
         return decision_pb2.ApprovalHold(hold_id=self.hold_id, until=ts,
                                          request_id=self.request_id)
 
@@ -142,8 +142,10 @@ class Approvals:
                      v.by, v.comment, out)
 
     def _expire_holds(self, inp: decider_pb2.DeciderInput, at: float, out: Outputs) -> None:
-        """Every hold whose time limit is at or before `at` expires (oldest first)."""
-        due = sorted((h.until, wid) for wid, h in self.holds.items() if h.until <= at)
+        """Every hold whose time limit is at or before `at` expires (oldest first). A tick's
+        time travels as a Timestamp (whole nanoseconds, truncated): a microsecond of slack
+        keeps the tick made for a hold from landing just before it."""
+        due = sorted((h.until, wid) for wid, h in self.holds.items() if h.until <= at + 1e-6)
         for _until, wid in due:
             hold = self.holds[wid]
             cur = self.state.workloads.get(wid) if self.state is not None else None

@@ -217,3 +217,21 @@ def test_an_order_changing_a_running_workload_is_carried_out_make_before_break()
     [same] = fold(d, place("r3", "w1", bw=60)).decisions  # nothing changed: nothing to do
     assert [p.reservation_id for p in same.paths] == [p.reservation_id for p in change.paths]
     assert not same.steps
+
+
+def test_the_tick_made_for_a_hold_always_expires_it() -> None:
+    """A tick's time travels in whole nanoseconds: whatever the fraction of the order's time,
+    the tick made for its hold's time limit must not land just before it."""
+    import random
+
+    rng = random.Random(7)
+    d = federation()
+    base = time.time() - 3600
+    for i in range(60):
+        t = base + i * 7 + rng.random()
+        d.fold(at(held_order(f"r{i}", f"w{i}", bw=1, hold=1 + rng.randrange(5)), t))
+        ticks = d.ticks(t, t + 10)
+        assert ticks, f"no tick for the hold of w{i}"
+        for tick in ticks:
+            d.fold(tick)
+        assert f"w{i}" not in d.holds, f"the tick did not expire w{i} (t = {t!r})"
