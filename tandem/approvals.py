@@ -142,10 +142,9 @@ class Approvals:
                      v.by, v.comment, out)
 
     def _expire_holds(self, inp: decider_pb2.DeciderInput, at: float, out: Outputs) -> None:
-        """Every hold whose time limit is at or before `at` expires (oldest first). A tick's
-        time travels as a Timestamp (whole nanoseconds, truncated): a microsecond of slack
-        keeps the tick made for a hold from landing just before it."""
-        due = sorted((h.until, wid) for wid, h in self.holds.items() if h.until <= at + 1e-6)
+        """Every hold whose time limit is at or before `at` expires (oldest first); the tick
+        made for a limit is never stamped before it (`tandem.events.stamp_at_or_after`)."""
+        due = sorted((h.until, wid) for wid, h in self.holds.items() if h.until <= at)
         for _until, wid in due:
             hold = self.holds[wid]
             cur = self.state.workloads.get(wid) if self.state is not None else None

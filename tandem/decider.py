@@ -29,9 +29,8 @@ from tandem.engine.decision import Decision, Explanation, Kind, Rejection
 from tandem.engine.react import react
 from tandem.engine.state import State
 from tandem.engine.topology import Link, Topology
-from tandem.events import derived_id, meta_time, new_meta
+from tandem.events import derived_id, meta_time, new_meta, seconds_of, stamp_at_or_after
 from tandem.pbconvert import decision_to_pb, link_from_pb, request_from_pb, site_from_pb
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from tandem.v1 import alarms_pb2, approval_pb2, decider_pb2, decision_pb2, inventory_pb2
 from tandem.v1 import link_state_pb2, workload_pb2
@@ -152,11 +151,9 @@ class Decider(Feedback, Approvals):
                                                                          until)]
         moments += [(at, reason, True) for at, reason in self.hold_ticks(since, until)]
         for at, reason, expiry in sorted(moments):
-            ts = Timestamp()
-            ts.FromNanoseconds(int(at * 1e9))
             meta = new_meta("streams/clock", event_id=derived_id("tick", reason, repr(at)), at=at)
             out.append(decider_pb2.DeciderInput(meta=meta, tick=decider_pb2.ClockTick(
-                at=ts, reason=reason, hold_expiry=expiry)))
+                at=stamp_at_or_after(at), reason=reason, hold_expiry=expiry)))
         return out
 
     def fold_record(self, payload: bytes | None, now: float) -> Outputs:
@@ -233,7 +230,7 @@ class Decider(Feedback, Approvals):
         elif which == "reoptimise":
             self._on_reoptimise(inp, out)
         elif which == "tick":
-            t = inp.tick.at.seconds + inp.tick.at.nanos / 1e9
+            t = seconds_of(inp.tick.at)
             log.info("decider: clock tick at %.3f (%s)", t, inp.tick.reason)
             self._expire_holds(inp, t, out)
             if not inp.tick.hold_expiry:

@@ -11,6 +11,8 @@ import hashlib
 import time
 import uuid
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from tandem.v1 import common_pb2
 
 SCHEMA_VERSION = 1
@@ -49,3 +51,24 @@ def new_meta(
 def meta_time(meta: common_pb2.EventMeta) -> float:
     """The event time as seconds since the epoch."""
     return meta.time.seconds + meta.time.nanos / 1e9
+
+
+def stamp_at_or_after(at: float) -> Timestamp:
+    """`at` as a Timestamp that `seconds_of` reads back as `at` or just after, never before.
+
+    Why: a clock tick is folded at the time its Timestamp says, and what it triggers compares
+    that time with the moment it was made for (a capacity window `start <= t`, a hold's limit
+    `until <= t`). Whole nanoseconds truncate, and a tick landing a few hundred nanoseconds
+    early would trigger nothing — and no later tick would come for that moment."""
+    ts = Timestamp()
+    ns = int(at * 1e9)
+    ts.FromNanoseconds(ns)
+    while seconds_of(ts) < at:
+        ns += 1000
+        ts.FromNanoseconds(ns)
+    return ts
+
+
+def seconds_of(ts: Timestamp) -> float:
+    """A Timestamp as seconds since the epoch (the one way the decider reads a tick's time)."""
+    return ts.seconds + ts.nanos / 1e9

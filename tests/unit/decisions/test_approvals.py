@@ -235,3 +235,16 @@ def test_the_tick_made_for_a_hold_always_expires_it() -> None:
         for tick in ticks:
             d.fold(tick)
         assert f"w{i}" not in d.holds, f"the tick did not expire w{i} (t = {t!r})"
+
+
+def test_a_tick_is_never_stamped_before_its_moment() -> None:
+    """The same holds for capacity windows' ticks (`start <= t` must hold at the tick)."""
+    import random
+
+    from tandem.events import seconds_of, stamp_at_or_after
+
+    rng = random.Random(3)
+    for _ in range(10_000):
+        moment = 1.7e9 + rng.random() * 1e8
+        t = seconds_of(stamp_at_or_after(moment))
+        assert moment <= t < moment + 2e-6
