@@ -49,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="also serve the live view on this port while the demo runs (default: none)")
     d.add_argument("--hold", action="store_true",
                    help="after the last step keep the stream processors (and the live view) "
-                        "running until Ctrl-C")
+                        "running until Ctrl-C (act two, the emulated WAN, is then not run)")
+    d.add_argument("--no-wan", dest="wan", action="store_false",
+                   help="skip act two (the whole loop acting on an emulated WAN; needs root)")
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("replay", help="re-derive every decision from the decider log and "
                                       "compare with the decision log")
@@ -106,7 +108,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # default handler is in place; SIGTERM is routed to the same path.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    return asyncio.run(run_demo(settings, timeout=args.timeout, hold=args.hold))
+    return asyncio.run(run_demo(settings, timeout=args.timeout, hold=args.hold, wan=args.wan))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

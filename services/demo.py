@@ -9,6 +9,9 @@
    migrating, both or preempting, and says why; commands for each site's SDN and compute units
    follow.
 5. The decision log is replayed from offset 0 in a fresh decider and compared.
+6-10. Act two (`tandem.services.demo_loop`, root only): the whole loop *acting* on an emulated
+   WAN — an order through the gRPC API held for an approval, approved, carried out by SDN and
+   compute units, traffic across the reserved path, a link failure rerouted, the release.
 
 Each run uses its own topic prefix (`demo-<time>.`), so it can be run any number of times;
 topics of earlier demo runs are deleted first.
@@ -40,7 +43,7 @@ log = logging.getLogger(__name__)
 
 
 # Only what an earlier demo run created (`demo-<unix time>.…`), never anybody else's topics.
-_DEMO_TOPIC = re.compile(r"^demo-\d{9,}\.")
+_DEMO_TOPIC = re.compile(r"^demo-\d{9,}(-wan)?\.")
 
 
 async def _old_demo_topics(broker: str) -> list[str]:
@@ -91,7 +94,8 @@ def decided_through(tandem: Any, topic: str, partition: int) -> int:
     return int(tandem.decider_loop.committed_position(topic, partition))
 
 
-async def run_demo(settings: Settings, timeout: float = 60.0, hold: bool = False) -> int:
+async def run_demo(settings: Settings, timeout: float = 60.0, hold: bool = False,
+                   wan: bool = True) -> int:
     from dataclasses import replace
 
     from tandem.cli import UserError
@@ -211,4 +215,10 @@ async def run_demo(settings: Settings, timeout: float = 60.0, hold: bool = False
             await asyncio.Event().wait()
     finally:
         await _stop(tandem.app, producer)
-    return 0 if rep.ok else 1
+    if not rep.ok:
+        return 1
+    if wan and not hold:  # after act one's worker stopped: one stream processor at a time
+        from tandem.services.demo_loop import run_loop
+
+        await run_loop(broker, time.time(), max(timeout, 90.0))
+    return 0

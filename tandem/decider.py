@@ -397,7 +397,7 @@ class Decider(Feedback, Approvals):
             reason = (f"{new.rejection.constraint}: {new.rejection.detail}"
                       if new.rejection is not None else new.explanation.summary)
             if held:
-                reason = f"held for approval until {msg.hold.until.ToJsonString()}: {reason}"
+                reason = f"approval pending until {msg.hold.until.ToJsonString()}: {reason}"
             out.statuses.append(decision_pb2.WorkloadStatus(
                 meta=new_meta(SOURCE, corr, derived_id("status", msg.meta.event_id, "decided"),
                               at),

@@ -16,19 +16,13 @@ from itest_wait import until
 from sdn_itest_util import collect, dump_flows
 
 from tandem.sdn.intents import cookie_for
+from tandem.sdn.wanhosts import entries_of  # noqa: F401 (the tests import it from here)
 from tandem.streams import topics as T
 from tandem.v1 import decision_pb2
 
 
 def flows_of(bridge: str, rid: str, gen: int) -> list[str]:
     return [f for f in dump_flows(bridge) if f"cookie={cookie_for(rid, gen):#x}" in f]
-
-
-def entries_of(bridge: str, rid: str) -> list[str]:
-    """A reservation's entries of any generation (the cookie's low 16 bits)."""
-    mine = cookie_for(rid, 0) >> 16
-    return [f for f in dump_flows(bridge)
-            if "cookie=0x" in f and int(f.split("cookie=")[1].split(",")[0], 16) >> 16 == mine]
 
 
 async def until_flows(bridge: str, rid: str, gen: int, timeout: float = 20.0) -> None:

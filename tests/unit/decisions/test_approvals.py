@@ -56,7 +56,7 @@ def test_a_held_order_reserves_its_capacity_and_carries_nothing_out() -> None:
     assert msg.hold.hold_id == msg.meta.event_id and msg.hold.request_id == "r1"
     assert msg.hold.until.seconds - msg.meta.time.seconds in (DEFAULT_HOLD_S - 1, DEFAULT_HOLD_S)
     [st] = out.statuses
-    assert st.phase == D.WORKLOAD_PHASE_HELD and "held for approval until" in st.reason
+    assert st.phase == D.WORKLOAD_PHASE_HELD and "approval pending until" in st.reason
     [ev] = out.approvals
     assert ev.state == A.APPROVAL_STATE_PENDING and ev.hold_id == msg.hold.hold_id
     assert ev.decision.placements == msg.placements and ev.tenant == "t"
