@@ -19,7 +19,13 @@ put in maintenance mode with govc, so the power-on step fails with vSphere's Inv
 the created VMs are deleted. Timed from Kafka record timestamps and the moment the
 benchmark read each record (bench/provision_times.py says how the time is cut).
 
-    tandem bench provision [--drivers sim,vsphere] [--singles 10] [--concurrent 100]
+With `--via-api` the orders go through the northbound API instead: a `tandem api` process,
+each order a `PlaceAndConnect(wait_active)` call, timed in this process from the call sent to
+its answer (the status that ended carrying the decision out: ACTIVE, or FAILED for the
+rollbacks). That is the time to active an OSS system sees (issue 13), reported as the measure
+"API call → answer (wait_active)" next to the record-timestamp measures.
+
+    tandem bench provision [--drivers sim,vsphere] [--singles 10] [--concurrent 100] [--via-api]
 """
 
 from __future__ import annotations
@@ -55,6 +61,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=300.0, help="per load, seconds")
     p.add_argument("--out", default=str(OUT))
     p.add_argument("--keep-topics", action="store_true")
+    p.add_argument("--via-api", action="store_true",
+                   help="order through a `tandem api` process: PlaceAndConnect(wait_active)")
 
 
 def register(sub: Any) -> None:
@@ -93,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted: the worker, units and simulator it started are stopped, its "
               "topics deleted; no figures written", file=sys.stderr)
         return 130
-    out = {"drivers": results, "vms_per_workload": args.vms, "note": SDN_NOTE, "git": _git(),
+    out = {"drivers": results, "vms_per_workload": args.vms, "via_api": args.via_api,
+           "note": SDN_NOTE, "git": _git(),
            "load_average_1m_start_end": [load0, round(os.getloadavg()[0], 2)],
            "command": "tandem bench provision " + " ".join(sys.argv[3:])}
     report(out)
@@ -141,6 +150,7 @@ async def _driver(args: argparse.Namespace, drv: str, tmp: Path) -> dict[str, An
                       fail=[f"{w}-app-{args.vms - 1}" for w in rb] if drv == "sim" else [])
     producer = AIOKafkaProducer(bootstrap_servers=args.broker, acks="all", linger_ms=0)
     rec: Recorder | None = None
+    api: Api | None = None
     try:
         await cluster.up()
         rec = Recorder(args.broker, cluster.prefix, cluster.sites)
@@ -148,31 +158,47 @@ async def _driver(args: argparse.Namespace, drv: str, tmp: Path) -> dict[str, An
         await producer.start()
         requests = T.SPECS[T.REQUESTS_BASE].name(cluster.prefix)
         ccs = cluster.jurisdictions
+        if args.via_api:
+            api = await Api.start(args.broker, cluster.prefix, tmp)
+
+        async def order(wid: str, cc: str, at_once: bool) -> None:
+            assert rec is not None
+            rec.order_ms[wid] = time.time() * 1000
+            if api is not None:
+                await api.place(_order(wid, args.vms, cc).place, args.timeout)
+                return
+            await producer.send(requests, _order(wid, args.vms, cc).SerializeToString(),
+                                key=wid.encode())
+            if not at_once:
+                await producer.flush()
 
         async def load(name: str, wids: list[str], pinned: str = "", setup: Any = None,
                        at_once: bool = False) -> dict[str, Any]:
             assert rec is not None
             started = time.time()
+            calls = []
             for i, wid in enumerate(wids):
                 if setup is not None:
                     await setup(wid)
                 try:
-                    rec.order_ms[wid] = time.time() * 1000
-                    await producer.send(requests, _order(
-                        wid, args.vms, pinned or ccs[i % len(ccs)]).SerializeToString(),
-                        key=wid.encode())
-                    if not at_once:
-                        await producer.flush()
-                        await rec.wait_done([wid], f"{drv} {name}", args.timeout,
-                                            cluster.check_alive)
+                    call = order(wid, pinned or ccs[i % len(ccs)], at_once)
+                    if at_once:
+                        calls.append(asyncio.create_task(call))
+                        continue
+                    await call
+                    await rec.wait_done([wid], f"{drv} {name}", args.timeout,
+                                        cluster.check_alive)
                 finally:
                     if setup is not None:
                         await cluster.maintenance_exit()
             if at_once:
+                await asyncio.gather(*calls)
                 await producer.flush()
                 await rec.wait_done(wids, f"{drv} {name}", args.timeout, cluster.check_alive)
             out: dict[str, Any] = rec.summary(wids, rollback=name == "rollback")
             out["wall_s"] = round(time.time() - started, 2)
+            if api is not None:
+                out["ms"]["API call → answer (wait_active)"] = api.stats(wids)
             return out
 
         await load("warm-up", [f"{tag}-warm"])
@@ -190,10 +216,60 @@ async def _driver(args: argparse.Namespace, drv: str, tmp: Path) -> dict[str, An
         res["unit_exits"] = cluster.exits()
         return res
     finally:
+        if api is not None:
+            await api.stop()
         await producer.stop()
         if rec is not None:
             await rec.stop()
         await cluster.down(keep_topics=args.keep_topics)
+
+
+class Api:
+    """A `tandem api` process (started, and stopped by its handle, here) and a client on it;
+    each order a PlaceAndConnect(wait_active) call, timed from sent to answered."""
+
+    def __init__(self, proc: Any, channel: Any, stub: Any) -> None:
+        self.proc, self.channel, self.stub = proc, channel, stub
+        self.ms: dict[str, float] = {}
+
+    @classmethod
+    async def start(cls, broker: str, prefix: str, tmp: Path) -> Api:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        from tandem.bench.api import _start_api
+        from tandem.services.api.stubs import TandemStub
+
+        proc, port = _start_api(broker, prefix, tmp)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        health = health_pb2_grpc.HealthStub(channel)
+        async for reply in health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60):
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                break
+        return cls(proc, channel, TandemStub(channel))
+
+    async def place(self, workload: Any, timeout: float) -> None:
+        from tandem.v1 import api_pb2
+
+        t0 = time.perf_counter()
+        await self.stub.PlaceAndConnect(api_pb2.PlaceAndConnectRequest(
+            workload=workload, idempotency_key=workload.workload_id, wait_active=True),
+            timeout=timeout)
+        self.ms[workload.workload_id] = (time.perf_counter() - t0) * 1000
+
+    def stats(self, wids: list[str]) -> dict[str, float]:
+        from tandem.bench.provision_times import stats
+
+        return stats([self.ms[w] for w in wids if w in self.ms])
+
+    async def stop(self) -> None:
+        await self.channel.close()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(10)
 
 
 if __name__ == "__main__":
