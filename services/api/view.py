@@ -35,6 +35,7 @@ from tandem.addressing import Blocks
 from tandem.decider import Decider, Outputs
 from tandem.events import new_meta
 from tandem.streams import topics as T
+from tandem.streams.heap import settle_heap
 from tandem.streams.readback import partitions_of
 from tandem.v1 import decider_pb2, decision_pb2, workload_pb2
 from tandem.validation import InvalidEvent
@@ -204,6 +205,7 @@ class DeciderView:
             if not self.caught_up and self.position >= targets[tp] and all(
                     self._status_pos.get(stp, 0) >= targets[stp] for stp in stps):
                 self.caught_up = True
+                settle_heap("api view")  # the fold as of now: out of full collections
                 log.info("api view: caught up with %s at offset %d (%d decisions)", self.topic,
                          self.position, len(self.by_request))
             await self._tell()

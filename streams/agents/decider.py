@@ -5,13 +5,16 @@ Driven by `tandem.streams.decider_service` (one Kafka transaction per batch of i
 taking over finds every input below the decider log's end decided *and* published (the log
 records and the outputs were committed together) and rebuilds the decider up to that end,
 publishing nothing. It does not fold the whole log, which grows forever: every
-`SNAPSHOT_EVERY` inputs (or `SNAPSHOT_MAX_AGE_S` seconds) the batch's transaction also writes a
-snapshot (`tandem.snapshot`: the engine state under key "head" on `tandem.decider-snapshots`,
+`SNAPSHOT_EVERY` inputs (or `SNAPSHOT_MAX_AGE_S` seconds) a snapshot is taken (`tandem.snapshot`:
 the dedupe entries added since the last snapshot under "ids/<from>-<to>" on
-`tandem.decider-snapshot-ids`), and a worker taking over restores the newest head, checks it,
-and folds only the log after it. Any snapshot it cannot use (another format, a broken chain, a
-fingerprint that does not match) is said in the log and the log is folded from offset 0
-instead: slower, never wrong.
+`tandem.decider-snapshot-ids`, written in the batch's transaction; the engine state under key
+"head" on `tandem.decider-snapshots`, encoded in a forked child (`forked`) while the decider goes
+on, and written by the first transaction after the child is done), and a worker taking over
+restores the newest head, checks it, and folds only the log after it. A head is only ever
+committed after the log it covers (it names the offset up to which it holds); one not written
+(the child failed, a batch aborted, the worker died) only means a longer tail to fold. Any
+snapshot it cannot use (another format, a broken chain, a fingerprint that does not match) is
+said in the log and the log is folded from offset 0 instead: slower, never wrong.
 """
 
 from __future__ import annotations
@@ -27,14 +30,17 @@ from tandem.events import new_meta
 from tandem.streams.compat import faust_table_writes as tables
 from tandem.streams import topics as T
 from tandem.streams.agents.base import global_table
+from tandem.streams.agents.forked import Forked
+from tandem.streams.heap import settle_heap
 from tandem.streams.readback import read_tail, read_topic
 from tandem.streams.txloop import Out
 from tandem.v1 import decider_pb2, decision_pb2
 
 log = logging.getLogger(__name__)
 # Inputs folded since the last snapshot: bounds a takeover's tail (~1.3 ms of fold each on
-# GÉANT; 500 keeps a takeover under 2 s) against the cost of a snapshot (~30 ms with 300
-# workloads admitted, so ~3 % of a core at 400 inputs/s).
+# GÉANT; 500 keeps a takeover under 2 s) against the cost of a snapshot (with 1,000 workloads
+# admitted: 100-200 ms of CPU in the forked child that encodes the head, and the fork itself,
+# 3-10 ms of the decider's loop).
 SNAPSHOT_EVERY = 500
 SNAPSHOT_MAX_AGE_S = 10.0  # ... or this long, if anything was folded
 
@@ -53,6 +59,8 @@ class DeciderMemory:
         self.snapshot_offset = 0
         self.snapshot_at = time.monotonic()
         self.snapshots_written = 0
+        # The head being encoded in a child: (the log offset it covers, the child).
+        self.encoding: tuple[int, Forked] | None = None
         self.tables = tandem.tables
         # Timestamp of the last log record folded (clock ticks resume from it after a takeover).
         self.last_time = 0.0
@@ -70,13 +78,21 @@ class DeciderMemory:
 
     def reset(self) -> None:
         """Forget the state (a batch was not committed, or the decider moved): rebuilt by the
-        next `recover`."""
+        next `recover`. A head still being encoded is dropped (its offset may not be
+        committed)."""
         self.decider, self.next_offset = None, None
+        self._drop_encoding()
+
+    def _drop_encoding(self) -> None:
+        if self.encoding is not None:
+            self.encoding[1].cancel()
+            self.encoding = None
 
     async def recover(self, upto: int) -> None:
         """The decider as it was after folding the log below `upto` (every input there is
         decided and published already): the newest usable snapshot, then the log after it."""
         started = time.monotonic()
+        self._drop_encoding()
         decider, base, why = await self._from_snapshot(upto)
         # Only the log after the snapshot is read: a takeover costs the tail, not the history.
         records = await read_topic(self.broker, self.log_topic, upto, start=base) \
@@ -91,6 +107,7 @@ class DeciderMemory:
         self.decider, self.next_offset = decider, upto
         self.snapshot_offset, self.snapshot_at = base, time.monotonic()
         self.recoveries += 1
+        settle_heap("decider")
         took = time.monotonic() - started
         self.last_recovery = {"snapshot_offset": base, "folded": upto - base, "seconds": took,
                               "snapshot": why}
@@ -142,26 +159,47 @@ class DeciderMemory:
     def snapshot_due(self) -> bool:
         d = self.decider
         pending = 0 if d is None else len(d.new_inputs)
-        return pending >= SNAPSHOT_EVERY or bool(
-            pending and time.monotonic() - self.snapshot_at >= SNAPSHOT_MAX_AGE_S)
+        return self.encoding is None and (pending >= SNAPSHOT_EVERY or bool(
+            pending and time.monotonic() - self.snapshot_at >= SNAPSHOT_MAX_AGE_S))
 
     def snapshot_outputs(self, upto: int) -> list[Out]:
-        """A snapshot covering the log below `upto` (written in the batch's transaction, so it
-        exists exactly when the log records it covers are committed)."""
+        """Start a snapshot covering the log below `upto` (the offset after this batch's last
+        log record): its dedupe delta now, for this batch's transaction (so the chain of
+        deltas has no hole whatever happens to the head), and its head (the engine state as
+        it is now) encoded in a forked child, written later by `finished_snapshot`."""
         d = self.decider
         assert d is not None
-        meta = new_meta("streams/decider")
-        delta = decider_pb2.DeciderSnapshot(meta=meta, log_offset=upto,
+        delta = decider_pb2.DeciderSnapshot(meta=new_meta("streams/decider"), log_offset=upto,
                                             delta_from=self.snapshot_offset,
                                             format=snapshot.FORMAT, blob=snapshot.take_delta(d))
-        head = decider_pb2.DeciderSnapshot(meta=meta, log_offset=upto, format=snapshot.FORMAT,
-                                           blob=snapshot.encode_state(d),
-                                           fingerprint=snapshot.fingerprint(d))
         self.snapshot_offset, self.snapshot_at = upto, time.monotonic()
-        self.snapshots_written += 1
         key = f"ids/{delta.delta_from:020d}-{upto:020d}".encode()
-        return [Out(self.snapshot_ids, delta.SerializeToString(), key=key, partition=0),
-                Out(self.snapshots, head.SerializeToString(), key=b"head", partition=0)]
+        outs = [Out(self.snapshot_ids, delta.SerializeToString(), key=key, partition=0)]
+        try:
+            self.encoding = (upto, Forked(lambda: _encode_head(d), "decider snapshot"))
+        except OSError as exc:  # no fork (memory, process limit): encoded here, as before
+            log.warning("decider: cannot fork to encode the snapshot (%r): encoding it inline",
+                        exc)
+            outs.append(self._head(upto, _encode_head(d)))
+        return outs
+
+    def finished_snapshot(self) -> list[Out]:
+        """The head of the snapshot being encoded, once its child is done ([] before; [] too
+        if the child failed: the next snapshot is then taken as due)."""
+        if self.encoding is None or not self.encoding[1].done():
+            return []
+        upto, child = self.encoding
+        self.encoding = None
+        encoded = child.result()
+        return [] if encoded is None else [self._head(upto, encoded)]
+
+    def _head(self, upto: int, encoded: bytes) -> Out:
+        fingerprint, blob = encoded[:_FINGERPRINT].decode(), encoded[_FINGERPRINT:]
+        head = decider_pb2.DeciderSnapshot(meta=new_meta("streams/decider"), log_offset=upto,
+                                           format=snapshot.FORMAT, blob=blob,
+                                           fingerprint=fingerprint)
+        self.snapshots_written += 1
+        return Out(self.snapshots, head.SerializeToString(), key=b"head", partition=0)
 
     async def outputs(self, out: Outputs) -> list[Out]:
         """An input's outputs in publication order; the workloads table follows decisions.
@@ -182,6 +220,16 @@ class DeciderMemory:
         for ap in out.approvals:
             res.append(Out(self.approvals, ap.SerializeToString(), key=ap.workload_id.encode()))
         return res
+
+
+_FINGERPRINT = 32  # hex digits of `snapshot.fingerprint`
+
+
+def _encode_head(d: Decider) -> bytes:
+    """The engine state of `d` with its fingerprint in front (what a child sends back)."""
+    fingerprint = snapshot.fingerprint(d).encode()
+    assert len(fingerprint) == _FINGERPRINT
+    return fingerprint + snapshot.encode_state(d)
 
 
 def _newest_head(records: list[Any], upto: int) -> decider_pb2.DeciderSnapshot | None:
