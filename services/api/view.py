@@ -61,6 +61,7 @@ def scratch(decider: Decider, blocks: Blocks | None = None) -> Decider:
     c.inputs_folded = ChainMap({}, decider.inputs_folded)  # type: ignore[assignment]
     c.requests_answered = ChainMap({}, decider.requests_answered)  # type: ignore[assignment]
     c.prior = ChainMap({}, decider.prior)  # type: ignore[assignment]
+    c.holds = dict(decider.holds)  # a what-if may hold or end a hold: never in the original
     c.blocks = decider.blocks.copy() if blocks is None else blocks
     c.new_inputs, c.new_requests = [], []
     return c

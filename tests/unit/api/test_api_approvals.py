@@ -65,3 +65,24 @@ def test_an_approval_event_is_shown_and_filtered_by_tenant_and_site() -> None:
     done = A.ApprovalEvent(workload_id="w1", tenant="acme", hold_id="h1",
                            state=A.APPROVAL_STATE_REJECTED, by="cab", comment="too dear")
     assert present.approval_line(done) == "approval rejected w1 (acme) hold h1: cab — too dear"
+
+
+def test_a_what_if_never_holds_anything_in_the_servers_fold() -> None:
+    """WhatIf runs the decider's path on a scratch copy: an order asking for an approval (or a
+    verdict's effects) must not leave a hold in the server's own fold."""
+    import sys
+    import time
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "decisions"))
+    from test_decider_robustness import federation, place  # noqa: E402
+
+    from tandem.services.api.view import scratch
+
+    d = federation()
+    ev = place("what-if-1", "w1")
+    ev.place.approval.required = True
+    copy = scratch(d)
+    out = copy.admit("request", ev.SerializeToString(), time.time())
+    assert out.outputs.decisions[0].HasField("hold") and "w1" in copy.holds
+    assert d.holds == {}
