@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 # 3-10 ms of the decider's loop).
 SNAPSHOT_EVERY = 500
 SNAPSHOT_MAX_AGE_S = 10.0  # ... or this long, if anything was folded
+# A child still encoding a head after this long is stuck (it takes well under a second): it is
+# killed and the next snapshot is taken when due, so snapshots never stop for good.
+ENCODE_TIMEOUT_S = 120.0
 
 
 class DeciderMemory:
@@ -59,8 +62,9 @@ class DeciderMemory:
         self.snapshot_offset = 0
         self.snapshot_at = time.monotonic()
         self.snapshots_written = 0
-        # The head being encoded in a child: (the log offset it covers, the child).
-        self.encoding: tuple[int, Forked] | None = None
+        # The head being encoded in a child: (the log offset it covers, the child, when the
+        # child was started, monotonic).
+        self.encoding: tuple[int, Forked, float] | None = None
         self.tables = tandem.tables
         # Timestamp of the last log record folded (clock ticks resume from it after a takeover).
         self.last_time = 0.0
@@ -176,7 +180,8 @@ class DeciderMemory:
         key = f"ids/{delta.delta_from:020d}-{upto:020d}".encode()
         outs = [Out(self.snapshot_ids, delta.SerializeToString(), key=key, partition=0)]
         try:
-            self.encoding = (upto, Forked(lambda: _encode_head(d), "decider snapshot"))
+            self.encoding = (upto, Forked(lambda: _encode_head(d), "decider snapshot"),
+                             time.monotonic())
         except OSError as exc:  # no fork (memory, process limit): encoded here, as before
             log.warning("decider: cannot fork to encode the snapshot (%r): encoding it inline",
                         exc)
@@ -186,9 +191,16 @@ class DeciderMemory:
     def finished_snapshot(self) -> list[Out]:
         """The head of the snapshot being encoded, once its child is done ([] before; [] too
         if the child failed: the next snapshot is then taken as due)."""
-        if self.encoding is None or not self.encoding[1].done():
+        if self.encoding is None:
             return []
-        upto, child = self.encoding
+        upto, child, started = self.encoding
+        if not child.done():
+            if time.monotonic() - started < ENCODE_TIMEOUT_S:
+                return []
+            log.warning("decider: the snapshot child for offset %d is still encoding after "
+                        "%.0f s: killed (the next snapshot is taken when due)", upto,
+                        ENCODE_TIMEOUT_S)
+            child.cancel()
         self.encoding = None
         encoded = child.result()
         return [] if encoded is None else [self._head(upto, encoded)]

@@ -94,13 +94,21 @@ class Forked:
         return self._result
 
     def cancel(self) -> None:
-        """Stop the child (its payload is no longer wanted)."""
-        if self.pid is not None and not self._done:
+        """Stop the child (its payload is no longer wanted) and reap it: waiting for a killed
+        child to be gone is fine here (a reset, a takeover, a stuck child: slow paths)."""
+        pid = self.pid
+        if pid is not None and not self._done:
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self._finish(None, cancelled=True)
+        if self.pid is not None:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:  # reaped elsewhere
+                pass
+            self.pid = None
 
     def _readable(self) -> None:
         assert self._fd is not None

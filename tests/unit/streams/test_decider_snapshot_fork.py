@@ -14,7 +14,7 @@ from tandem.decider import Decider
 from tandem.events import new_meta
 from tandem.services.demo_data import demo_federation
 from tandem.snapshot import fingerprint, restore
-from tandem.streams.agents.decider import DeciderMemory
+from tandem.streams.agents.decider import ENCODE_TIMEOUT_S, DeciderMemory
 from tandem.streams.agents.forked import Forked
 from tandem.v1 import decider_pb2, inventory_pb2 as K, link_state_pb2 as L, workload_pb2 as W
 
@@ -55,9 +55,7 @@ async def test_a_cancelled_child_is_killed_and_yields_nothing() -> None:
     assert pid is not None
     child.cancel()
     assert await child.wait() is None
-    assert child.done()
-    if child.pid is not None:  # still exiting: reaped shortly by the loop
-        os.waitpid(pid, 0)
+    assert child.done() and child.pid is None
     assert _child_gone(pid)
 
 
@@ -109,6 +107,16 @@ async def test_the_head_is_written_later_and_restores_the_decider_at_its_offset(
     assert mem.finished_snapshot() == [] and mem.encoding is None
 
 
+async def test_a_stuck_child_is_killed_and_snapshots_go_on() -> None:
+    mem = _memory()
+    mem.decider = Decider()
+    stuck = Forked(lambda: time.sleep(600) or b"", "test")  # type: ignore[func-returns-value]
+    mem.encoding = (7, stuck, time.monotonic() - ENCODE_TIMEOUT_S - 1)  # started long ago
+    assert mem.finished_snapshot() == []
+    assert mem.encoding is None and stuck.done() and stuck.result() is None
+    assert stuck.pid is None  # killed and reaped
+
+
 async def test_a_reset_drops_the_head_being_encoded() -> None:
     mem = _memory()
     mem.decider = Decider()
@@ -117,4 +125,5 @@ async def test_a_reset_drops_the_head_being_encoded() -> None:
     child = mem.encoding[1]
     mem.reset()
     assert mem.encoding is None and child.done() and child.result() is None
+    assert child.pid is None  # killed and reaped
     assert mem.finished_snapshot() == []
