@@ -77,7 +77,7 @@ def test_a_what_if_never_holds_anything_in_the_servers_fold() -> None:
     sys.path.insert(0, str(Path(__file__).parents[1] / "decisions"))
     from test_decider_robustness import federation, place  # noqa: E402
 
-    from tandem.services.api.view import scratch
+    from tandem.services.api.whatif import scratch
 
     d = federation()
     ev = place("what-if-1", "w1")

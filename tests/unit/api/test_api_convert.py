@@ -13,7 +13,7 @@ from tandem.events import new_meta
 from tandem.services.api import convert
 from tandem.services.api.errors import BadRequest, Infeasible, NotFound, Unavailable
 from tandem.services.api.interceptor import status_of
-from tandem.services.api.view import scratch
+from tandem.services.api.whatif import scratch
 from tandem.services.demo_data import demo_federation, web_db_order
 from tandem.v1 import api_pb2, decision_pb2
 from tandem.v1 import workload_pb2 as W
