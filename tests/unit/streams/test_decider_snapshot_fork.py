@@ -7,6 +7,7 @@ the delta written at once, to the decider it was taken from."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from types import SimpleNamespace
 
@@ -17,6 +18,12 @@ from tandem.snapshot import fingerprint, restore
 from tandem.streams.agents.decider import ENCODE_TIMEOUT_S, DeciderMemory
 from tandem.streams.agents.forked import Forked
 from tandem.v1 import decider_pb2, inventory_pb2 as K, link_state_pb2 as L, workload_pb2 as W
+
+
+def _never_done() -> bytes:
+    """A child that stays busy until it is killed (it waits for a signal; SIGKILL ends it)."""
+    while True:
+        signal.pause()
 
 
 def _child_gone(pid: int) -> bool:
@@ -50,7 +57,7 @@ async def test_a_failing_child_yields_nothing() -> None:
 
 
 async def test_a_cancelled_child_is_killed_and_yields_nothing() -> None:
-    child = Forked(lambda: time.sleep(60) or b"late", "test")  # type: ignore[func-returns-value]
+    child = Forked(_never_done, "test")
     pid = child.pid
     assert pid is not None
     child.cancel()
@@ -110,7 +117,7 @@ async def test_the_head_is_written_later_and_restores_the_decider_at_its_offset(
 async def test_a_stuck_child_is_killed_and_snapshots_go_on() -> None:
     mem = _memory()
     mem.decider = Decider()
-    stuck = Forked(lambda: time.sleep(600) or b"", "test")  # type: ignore[func-returns-value]
+    stuck = Forked(_never_done, "test")
     mem.encoding = (7, stuck, time.monotonic() - ENCODE_TIMEOUT_S - 1)  # started long ago
     assert mem.finished_snapshot() == []
     assert mem.encoding is None and stuck.done() and stuck.result() is None
