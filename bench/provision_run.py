@@ -107,15 +107,14 @@ class Cluster:
                 "TANDEM_VSPHERE_FOLDER": f"tandem-{site}"}
 
     def _unit(self, i: int, site: str) -> None:
-        env = {**os.environ, "TANDEM_KAFKA": self.broker, "TANDEM_TOPIC_PREFIX": self.prefix}
-        cmd = [sys.executable, "-m", "tandem.cli", "compute", "--site", site,
-               "--driver", self.driver]
-        if self.driver == "vsphere":
-            env |= self.vsphere_env(site)
-        elif self.fail and site == ROLLBACK_SITE:
-            cmd += ["--fail", ",".join(self.fail)]
-        self.units[site] = subprocess.Popen(cmd, env=env, stdout=open(
-            self.tmp / f"compute-{site}.log", "wb"), stderr=subprocess.STDOUT)
+        from tandem.services.compute.procs import start_unit
+
+        vsphere = self.driver == "vsphere"
+        self.units[site] = start_unit(
+            site, self.broker, self.prefix, self.tmp, self.driver,
+            env=self.vsphere_env(site) if vsphere else None,
+            fail=",".join(self.fail) if not vsphere and site == ROLLBACK_SITE else "",
+            capacity_interval_s=None)
 
     def check_alive(self) -> None:
         if self.workers.exits:
@@ -176,16 +175,10 @@ class Cluster:
         """Stop what was started, by PID: the worker, the units, the simulator; the topics."""
         from tandem.services.kafka_admin import delete_topics_with_prefix
 
+        from tandem.services.compute.procs import stop_units
+
         self.workers.stop_all()
-        for p in self.units.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in self.units.values():
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+        stop_units(self.units.values())
         if self.vcsim_started:
             try:
                 await asyncio.to_thread(self._vcsim, "down")

@@ -38,6 +38,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tandem.services.compute.procs import start_unit, stop_units
+
 from tandem.bench.stats import percentile
 
 OUT = Path("bench/out/sdn_reroute.json")
@@ -240,13 +242,9 @@ async def _main(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                             + T.site_topics(list(wan["sites"]), prefix))
         units = Units(wan, bootstrap, prefix, tmp / "sdn", reconcile_interval=30.0,
                       stats_interval=5.0, lldp_interval=2.0)  # the units' production defaults
-        env = {**os.environ, "TANDEM_KAFKA": bootstrap, "TANDEM_TOPIC_PREFIX": prefix}
         for s in wan["sites"]:
             units.start(s)
-            computes.append(subprocess.Popen(
-                [sys.executable, "-m", "tandem.cli", "compute", "--site", s, "--driver", "sim",
-                 "--capacity-interval", "60"], env=env,
-                stdout=open(tmp / f"compute-{s}.log", "wb"), stderr=subprocess.STDOUT))
+            computes.append(start_unit(s, bootstrap, prefix, tmp))
         await asyncio.to_thread(units.wait_connected)
         await _publish(bootstrap, topo, wan, prefix)
         workers.start_all()
@@ -286,9 +284,7 @@ async def _main(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         await producer.stop()
         await statuses.stop()
         workers.stop_all()
-        for p in computes:
-            p.terminate()
-            p.wait(30)
+        stop_units(computes)
         if units is not None:
             for s in list(units.procs):
                 units.stop(s)

@@ -198,6 +198,8 @@ async def _act(stack: AsyncExitStack, cli_wan: Any, broker: str, prefix: str, ru
     from tandem.services.api.approvals import Policy
     from tandem.services.api.server import create_server
     from tandem.services.api.stubs import TandemStub
+    from tandem.services.compute.procs import start_unit, stop_units
+    from tandem.services.demo import wait_for
     from tandem.services.kafka_admin import ensure_topics
     from tandem.streams import topics as T
     from tandem.streams.app import create_app
@@ -224,20 +226,9 @@ async def _act(stack: AsyncExitStack, cli_wan: Any, broker: str, prefix: str, ru
     for site in sites:
         units.start(site)
     computes: list[subprocess.Popen[bytes]] = []
-
-    def stop_computes() -> None:
-        for p in computes:
-            p.terminate()
-        for p in computes:
-            p.wait(30)
-
-    stack.callback(stop_computes)
-    env = {**os.environ, "TANDEM_KAFKA": broker, "TANDEM_TOPIC_PREFIX": prefix}
+    stack.callback(stop_units, computes)
     for site in sites:
-        computes.append(subprocess.Popen(
-            [sys.executable, "-m", "tandem.cli", "compute", "--site", site, "--driver", "sim",
-             "--capacity-interval", "60"], env=env,
-            stdout=open(run_dir / f"compute-{site}.log", "ab"), stderr=subprocess.STDOUT))
+        computes.append(start_unit(site, broker, prefix, run_dir))
     await asyncio.to_thread(units.wait_connected, None, timeout)
     server, port = await create_server("127.0.0.1:0", broker, prefix,
                                        policy=Policy({TENANT: 600}))
@@ -247,11 +238,11 @@ async def _act(stack: AsyncExitStack, cli_wan: Any, broker: str, prefix: str, ru
     stack.push_async_callback(channel.close)
     stub = TandemStub(channel)
     await server.view.wait_serving(timeout)
-    decider = tandem.decider
-    while decider.decider is None or len(decider.decider.topology.links) < len(topo.links):
-        if time.monotonic() - started > timeout:
-            raise TimeoutError("the decider did not fold the WAN's inventory")
-        await asyncio.sleep(0.1)  # polling the in-process decider's fold
+    async def folded() -> bool:
+        d = tandem.decider.decider
+        return d is not None and len(d.topology.links) >= len(topo.links)
+
+    await wait_for(folded, timeout, "the decider's fold of the WAN's inventory")
     _say(f"   {len(sites)} sites ({', '.join(sites)}) and {len(topo.links)} links built and "
          f"folded; {len(sites)} SDN units connected to their switches, {len(sites)} compute "
          f"units (simulated hypervisor), the API on 127.0.0.1:{port}, where tenant {TENANT}'s "

@@ -3,10 +3,7 @@ the broker, and reading the decisions topic back."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,7 @@ from tandem.inventory import inventory_key
 from tandem.services.demo_data import demo_federation
 from tandem.streams import topics as T
 from tandem.services.api.client import details_of
+from tandem.services.compute.procs import start_unit, stop_units
 from tandem.services.demo_data import web_db_order
 from tandem.streams.readback import read_all_partitions, read_topic
 from tandem.v1 import decider_pb2, decision_pb2
@@ -79,19 +77,9 @@ def start_compute(bootstrap: str, prefix: str, site: str, tmp: Path,
                   fail: str = "") -> subprocess.Popen[bytes]:
     """A real compute control unit process (simulated hypervisor) for one site; `fail`: VM
     names whose creation it refuses."""
-    env = {**os.environ, "TANDEM_KAFKA": bootstrap, "TANDEM_TOPIC_PREFIX": prefix}
-    log = open(tmp / f"compute-{site}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "tandem.cli", "compute", "--site", site,
-                             "--driver", "sim", "--fail", fail, "--capacity-interval", "60"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    return start_unit(site, bootstrap, prefix, tmp, fail=fail)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop a process this test started (by its own handle), SIGTERM then SIGKILL."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    stop_units([proc])

@@ -6,10 +6,8 @@ switches (the SDN side is tested on Open vSwitch in tests/integration/sdn/)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from test_worker_failover import app_id, start_worker, stop  # type: ignore[impo
 
 from conftest import Bus  # type: ignore[import-not-found]
 from tandem.events import new_meta
+from tandem.services.compute.procs import start_unit
 from tandem.services.demo_data import demo_federation
 from tandem.streams import topics as T
 from tandem.v1 import commands_pb2, decision_pb2 as D, workload_pb2 as W
@@ -25,11 +24,7 @@ SITES = [ev.site.site_id for ev in demo_federation() if ev.HasField("site")]
 
 
 def start_compute(bus: Bus, site: str, tmp: Path, fail: str = "") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TANDEM_KAFKA": bus.bootstrap, "TANDEM_TOPIC_PREFIX": bus.prefix}
-    log = open(tmp / f"compute-{site}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "tandem.cli", "compute", "--site", site,
-                             "--driver", "sim", "--fail", fail, "--capacity-interval", "60"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    return start_unit(site, bus.bootstrap, bus.prefix, tmp, fail=fail)
 
 
 def order(rid: str, wid: str, vms: int = 2) -> W.RequestEvent:

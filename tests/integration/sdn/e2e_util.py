@@ -4,19 +4,18 @@ and topics show."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from itest_wait import until
-from sdn_itest_util import collect, dump_flows
+from sdn_itest_util import collect
+from tandem.sdn.wanhosts import dump_flows
 
 from tandem.sdn.intents import cookie_for
-from tandem.sdn.wanhosts import entries_of  # noqa: F401 (the tests import it from here)
+from tandem.services.compute.procs import start_unit, stop_units
 from tandem.streams import topics as T
 from tandem.v1 import decision_pb2
 
@@ -48,19 +47,11 @@ def start_compute(bootstrap: str, prefix: str, site: str, tmp: Path, driver: str
                   env: Mapping[str, str] | None = None,
                   retry_s: float = 20.0) -> subprocess.Popen[bytes]:
     """`tandem compute --site SITE --driver DRIVER` as a process (env: TANDEM_VSPHERE_*)."""
-    full = {**os.environ, "TANDEM_KAFKA": bootstrap, "TANDEM_TOPIC_PREFIX": prefix, **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "tandem.cli", "compute", "--site", site,
-                             "--driver", driver, "--capacity-interval", "60",
-                             "--retry-seconds", str(retry_s)], env=full,
-                            stdout=open(tmp / f"compute-{site}.log", "ab"),
-                            stderr=subprocess.STDOUT)
+    return start_unit(site, bootstrap, prefix, tmp, driver, env=env, retry_s=retry_s)
 
 
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(30)
+    stop_units(procs)
 
 
 @asynccontextmanager
