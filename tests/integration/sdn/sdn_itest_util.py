@@ -1,17 +1,13 @@
-"""Helpers of the SDN integration tests: ovs-ofctl readers, Kafka collector, UDP flows (the
-last from `tandem.sdn.wanhosts`, which the demo uses too)."""
+"""Helpers of the SDN integration tests: port counters and a Kafka collector (switch readers,
+host addresses and UDP flows are `tandem.sdn.wanhosts`, which the demo uses too)."""
 
 from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 from typing import Any
 
-# One implementation of the hosts' addresses and the UDP flows, shared with the demo.
-from tandem.sdn.wanhosts import BlockAddresses, dump_flows, dump_meters, run_flow, sh  # noqa: F401
-
-REPO = Path(__file__).resolve().parents[3]
+from tandem.sdn.wanhosts import sh
 
 
 def port_tx_bytes(bridge: str) -> dict[int, int]:
@@ -45,11 +41,3 @@ async def collect(bootstrap: str, topic: str, schema: Any, pred: Any, timeout: f
     finally:
         await c.stop()
     return found
-
-
-class Flow:
-    """Run the UDP sink in one namespace and the source in another (bounded in time)."""
-
-    run = staticmethod(run_flow)
-
-

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_util import (decisions, entries_of, phase, start_compute, stop_all,
+from e2e_util import (decisions, phase, start_compute, stop_all,
                       stream_processors, until_flows)
 from itest_wait import until
-from sdn_itest_util import BlockAddresses, Flow, collect, dump_meters, sh
+from sdn_itest_util import collect
+from tandem.sdn.wanhosts import BlockAddresses, dump_meters, entries_of, run_flow, sh
 from vcsim_util import Vcsim, free_port, govc, observe, vcsimctl, vm_paths
 
 from tandem.events import new_meta
@@ -168,7 +169,7 @@ async def test_vms_where_decided_traffic_on_the_reserved_path_and_repeats_change
     addresses = BlockAddresses(wan)
     try:
         addresses.source("ams", vm.ipv4_address, block, "waw")
-        res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2,
+        res = await asyncio.to_thread(run_flow, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2,
                                       src_ip=vm.ipv4_address)
         assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
     finally:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_util import (decisions, entries_of, flows_of, phase, start_compute, stop_all,
+from e2e_util import (decisions, flows_of, phase, start_compute, stop_all,
                       stream_processors, until_flows)
 from itest_wait import until
-from sdn_itest_util import BlockAddresses, Flow, sh
+from tandem.sdn.wanhosts import BlockAddresses, entries_of, run_flow, sh
 
 from tandem.events import new_meta
 from tandem.streams import topics as T
@@ -80,7 +80,7 @@ async def _whole_loop(app: Any, wan: dict[str, Any], kafka_bootstrap: str, prefi
         block = next(c.install.match.ipv4_src for s_ in placed.steps for c in s_.sdn)
         assert vm.ipv4_address and block.endswith("/24")
         addresses.source("ams", vm.ipv4_address, block, "waw")
-        res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2,
+        res = await asyncio.to_thread(run_flow, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2,
                                       src_ip=vm.ipv4_address)
         assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
 
@@ -102,7 +102,7 @@ async def _whole_loop(app: Any, wan: dict[str, Any], kafka_bootstrap: str, prefi
         assert not flows_of(wan["sites"]["ber"]["bridge"], path.reservation_id, 0)
         for site in ("ams", "par", "vie", "waw"):
             await until_flows(wan["sites"][site]["bridge"], new.reservation_id, 1)
-        res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2,
+        res = await asyncio.to_thread(run_flow, "tdm-ams", "tdm-waw", HOST_WAW, 4, 2,
                                       src_ip=vm.ipv4_address)
         assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
     finally:

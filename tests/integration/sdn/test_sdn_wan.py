@@ -13,7 +13,8 @@ import time
 
 import pytest
 from itest_wait import until
-from sdn_itest_util import Flow, collect, dump_flows, dump_meters, port_tx_bytes, sh
+from sdn_itest_util import collect, port_tx_bytes
+from tandem.sdn.wanhosts import dump_flows, dump_meters, run_flow, sh
 
 from tandem.sdn.intents import TrafficMatch, cookie_for, priority_for
 from tandem.sdn.paths import install_commands, remove_command, site_hops
@@ -96,7 +97,7 @@ async def test_traffic_follows_reserved_path_and_is_reported(driver, layout, wan
                                                               kafka_bootstrap, sdn_prefix):
     await reserve(driver, layout, "r-path", VIA_PAR, 20000)
     before = {s: port_tx_bytes(wan["sites"][s]["bridge"]) for s in ("ams", "par", "vie")}
-    res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST["waw"], 5, 2)
+    res = await asyncio.to_thread(run_flow, "tdm-ams", "tdm-waw", HOST["waw"], 5, 2)
     after = {s: port_tx_bytes(wan["sites"][s]["bridge"]) for s in ("ams", "par", "vie")}
     delta = {s: {p: after[s][p] - before[s].get(p, 0) for p in after[s]} for s in after}
     sent = res["sent"]["sent_bytes"]
@@ -115,7 +116,7 @@ async def test_traffic_follows_reserved_path_and_is_reported(driver, layout, wan
 
 async def test_meter_holds_the_flow_to_its_rate(driver, layout):
     await reserve(driver, layout, "r-meter", VIA_BER, 8000)
-    res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST["waw"], 20, 3)
+    res = await asyncio.to_thread(run_flow, "tdm-ams", "tdm-waw", HOST["waw"], 20, 3)
     got = res["recv"]["mbps"]
     assert res["sent"]["sent_bytes"] * 8 / 3 / 1e6 > 18  # the source really offered ~20
     # UDP payload rate under an 8 Mbit/s (L2) meter: allow for headers and burst
@@ -149,7 +150,7 @@ async def test_link_down_moves_traffic_and_removes_old_entries(driver, layout, w
             assert not flows_of(wan["sites"][site]["bridge"], "r-move", 1), site
         for site in ("ams", "par", "vie", "waw"):
             assert len(flows_of(wan["sites"][site]["bridge"], "r-moved", 1)) == 1, site
-        res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST["waw"], 4, 2)
+        res = await asyncio.to_thread(run_flow, "tdm-ams", "tdm-waw", HOST["waw"], 4, 2)
         assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
         # LLDP no longer hears ber on ams port 2: visible as a missing link
         obs = await collect(
@@ -243,7 +244,7 @@ async def test_ovs_restart_ends_reconciled(driver, layout, wan, units):
         left = {f.split(",")[0] for f in dump_flows(wan["sites"][s]["bridge"])
                 if "priority=65000" not in f}
         assert left <= {cookie_hex("r-ovs", 1)}, (s, dump_flows(wan["sites"][s]["bridge"]))
-    res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", HOST["waw"], 3, 2)
+    res = await asyncio.to_thread(run_flow, "tdm-ams", "tdm-waw", HOST["waw"], 3, 2)
     assert res["recv"]["bytes"] >= 0.95 * res["sent"]["sent_bytes"]
     await release(driver, layout, "r-ovs", ["ams", "par", "vie", "waw"])
 

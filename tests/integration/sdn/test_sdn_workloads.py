@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 from itest_wait import until
-from sdn_itest_util import BlockAddresses, Flow, dump_flows, dump_meters
+from tandem.sdn.wanhosts import BlockAddresses, dump_flows, dump_meters, run_flow
 
 from tandem.sdn.intents import cookie_for
 from tandem.sdn.paths import crossing_commands, remove_command
@@ -51,7 +51,7 @@ async def remove(driver, wl: str) -> dict[str, c.SdnAck]:
 
 def flow(wl: str, mbps: float | None = None, seconds: float = 3.0) -> dict:
     _, _, src, _, dst, _, offered, port = WORKLOADS[wl]
-    return Flow.run("tdm-ams", "tdm-waw", dst, offered if mbps is None else mbps, seconds,
+    return run_flow("tdm-ams", "tdm-waw", dst, offered if mbps is None else mbps, seconds,
                     port=port, src_ip=src)
 
 
@@ -154,11 +154,11 @@ async def test_a_demand_to_a_site_matches_its_source_block_only(driver, wan, uni
         acks = await driver.run_steps([[cmds["ber"], cmds["waw"]], [cmds["ams"]]])
         assert all(a.status == c.ACK_STATUS_OK for a in acks.values()), acks
         host_waw = wan["sites"]["waw"]["host_ip"]
-        res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", host_waw, 15.0, 3.0,
+        res = await asyncio.to_thread(run_flow, "tdm-ams", "tdm-waw", host_waw, 15.0, 3.0,
                                       5103, "10.128.5.10")
         print(f"wl-c (to a site): meter 6000 kbps, received {res['recv']['mbps']:.2f} Mbit/s")
         assert within_rate(res, 6000), res
-        res = await asyncio.to_thread(Flow.run, "tdm-ams", "tdm-waw", host_waw, 2.0, 1.0, 5104)
+        res = await asyncio.to_thread(run_flow, "tdm-ams", "tdm-waw", host_waw, 2.0, 1.0, 5104)
         assert res["recv"]["bytes"] == 0  # from the host's address: not the workload's traffic
     finally:
         await driver.run_steps([[remove_command(s, "wl-c/feed") for s in SITES]])
