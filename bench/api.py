@@ -103,7 +103,7 @@ async def _open_loop(rate: float, seconds: float, call: Any) -> tuple[list[float
     return lat, n, sent, errors
 
 
-def _start_api(broker: str, prefix: str, tmp: Path) -> tuple[subprocess.Popen[str], int]:
+def start_api(broker: str, prefix: str, tmp: Path) -> tuple[subprocess.Popen[str], int]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "tandem.cli", "api", "--listen",
                              "127.0.0.1:0", "--broker", broker, "--topic-prefix", prefix],
@@ -120,7 +120,6 @@ def _start_api(broker: str, prefix: str, tmp: Path) -> tuple[subprocess.Popen[st
 async def _run(args: argparse.Namespace) -> int:
     import grpc
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     from tandem.bench.workers import Workers, inventory_decided
     from tandem.engine.loaders import load_topology
@@ -128,6 +127,7 @@ async def _run(args: argparse.Namespace) -> int:
     from tandem.engine.workgen import generate
     from tandem.events import new_meta
     from tandem.pbconvert import request_to_pb
+    from tandem.services.api.client import until_serving
     from tandem.services.api.stubs import TandemStub
     from tandem.services.kafka_admin import delete_topics_with_prefix, ensure_topics
     from tandem.streams import topics as T
@@ -198,13 +198,9 @@ async def _run(args: argparse.Namespace) -> int:
         # collections: their pauses (~100 ms) were timed as the server's latency otherwise.
         gc.collect()
         gc.freeze()
-        api, port = _start_api(args.broker, prefix, tmp)
+        api, port = start_api(args.broker, prefix, tmp)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health = health_pb2_grpc.HealthStub(channel)
-            async for reply in health.Watch(health_pb2.HealthCheckRequest(service=""),
-                                            timeout=300):
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    break
+            await until_serving(channel, timeout=300)
             stub = TandemStub(channel)
             fresh = [request_to_pb(next(stream)) for _ in range(calls * 2)]
             probe = iter(fresh[:calls])

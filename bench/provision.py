@@ -235,17 +235,14 @@ class Api:
     @classmethod
     async def start(cls, broker: str, prefix: str, tmp: Path) -> Api:
         import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        from tandem.bench.api import _start_api
+        from tandem.bench.api import start_api
+        from tandem.services.api.client import until_serving
         from tandem.services.api.stubs import TandemStub
 
-        proc, port = _start_api(broker, prefix, tmp)
+        proc, port = start_api(broker, prefix, tmp)
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-        health = health_pb2_grpc.HealthStub(channel)
-        async for reply in health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60):
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                break
+        await until_serving(channel)
         return cls(proc, channel, TandemStub(channel))
 
     async def place(self, workload: Any, timeout: float) -> None:

@@ -55,7 +55,8 @@ async def _old_demo_topics(broker: str) -> list[str]:
         await admin.close()
 
 
-async def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Until `await pred()` holds (asked every 0.1 s), or TimeoutError naming `what`."""
     deadline = time.monotonic() + timeout
     while not await pred():
         if time.monotonic() > deadline:
@@ -143,7 +144,7 @@ async def run_demo(settings: Settings, timeout: float = 60.0, hold: bool = False
                     and runner.decider.count >= len(events)
                     and len(await read_all_partitions(broker, name(T.DEAD_LETTERS_BASE))) >= 1)
 
-        await _wait(folded, timeout, "the inventory fold")
+        await wait_for(folded, timeout, "the inventory fold")
         print("\n== 2. topology folded by the stream processors, read back from the inventory "
               "table:\n")
         print(render_inventory({k: table_[k] for k in sorted(table_.keys())}))
@@ -165,7 +166,7 @@ async def run_demo(settings: Settings, timeout: float = 60.0, hold: bool = False
         async def all_decided() -> bool:
             return len({d.request_id for d in await decisions()}) >= len(requests)
 
-        await _wait(all_decided, timeout, "the decisions")
+        await wait_for(all_decided, timeout, "the decisions")
         first = sorted(await decisions(), key=lambda d: d.request_id)
         for d in first:
             print(render_decision(d))
@@ -186,7 +187,7 @@ async def run_demo(settings: Settings, timeout: float = 60.0, hold: bool = False
             # are then readable).
             return decided_through(tandem, name(T.LINK_STATE_BASE), sent.partition) > sent.offset
 
-        await _wait(reacted, timeout, "the reaction")
+        await wait_for(reacted, timeout, "the reaction")
         after = await decisions()
         reactions = [d for d in after if d.meta.event_id not in {x.meta.event_id for x in first}]
         if not reactions:

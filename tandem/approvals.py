@@ -92,13 +92,12 @@ class Approvals:
         if order is not None and order[1] is not None and new.holds:
             base = hold.base if hold is not None else old
             if hold is not None:
-                self._hold_ended(inp, hold, wid, new.tenant, A.APPROVAL_STATE_WITHDRAWN, msg,
-                                 "", f"replaced by order {order[0]}", out)
+                self._publish(inp, hold, wid, new.tenant, A.APPROVAL_STATE_WITHDRAWN, msg, "",
+                              f"replaced by order {order[0]}", out)
             hold = Hold(msg.meta.event_id, order[0], order[1], base)
             self.holds[wid] = hold
             msg.hold.CopyFrom(hold.pb())
-            out.approvals.append(self._event(inp, hold, wid, new.tenant,
-                                             A.APPROVAL_STATE_PENDING, msg, "", "", out))
+            self._publish(inp, hold, wid, new.tenant, A.APPROVAL_STATE_PENDING, msg, "", "", out)
             log.info("decider: %s held for approval until %.3f (hold %s)", wid, hold.until,
                      hold.hold_id)
             return True, None
@@ -110,8 +109,7 @@ class Approvals:
         del self.holds[wid]
         why = f"replaced by order {order[0]}" if order is not None else \
             f"{decision_pb2.DecisionKind.Name(msg.kind)} while held"
-        self._hold_ended(inp, hold, wid, new.tenant, A.APPROVAL_STATE_WITHDRAWN, msg, "", why,
-                         out)
+        self._publish(inp, hold, wid, new.tenant, A.APPROVAL_STATE_WITHDRAWN, msg, "", why, out)
         return False, hold.base
 
     # ------------------------------------------------------------------------ verdicts
@@ -179,18 +177,13 @@ class Approvals:
         log.info("decider: hold %s of %s %s", hold.hold_id, wid, what)
         msg = self._emit(inp, len(out.decisions), hold.base, d, out)
         self.state = self.state.apply(d)
-        self._hold_ended(inp, hold, wid, cur.tenant, state, msg, by, comment or what, out)
+        self._publish(inp, hold, wid, cur.tenant, state, msg, by, comment or what, out)
 
     # ------------------------------------------------------------------------- events
-    def _hold_ended(self, inp: decider_pb2.DeciderInput, hold: Hold, wid: str, tenant: str,
-                    state: int, msg: decision_pb2.Decision, by: str, comment: str,
-                    out: Outputs) -> None:
-        out.approvals.append(self._event(inp, hold, wid, tenant, state, msg, by, comment, out))
-
     @staticmethod
-    def _event(inp: decider_pb2.DeciderInput, hold: Hold, wid: str, tenant: str, state: int,
-               msg: decision_pb2.Decision, by: str, comment: str,
-               out: Outputs) -> approval_pb2.ApprovalEvent:
+    def _publish(inp: decider_pb2.DeciderInput, hold: Hold, wid: str, tenant: str, state: int,
+                 msg: decision_pb2.Decision, by: str, comment: str, out: Outputs) -> None:
+        """An approval event about `hold` (its state now, with `msg`) among the outputs."""
         name = A.ApprovalState.Name(state)
         meta = new_meta("streams/decider", inp.meta.correlation_id or inp.meta.event_id,
                         derived_id("approval", hold.hold_id, name, inp.meta.event_id,
@@ -199,7 +192,7 @@ class Approvals:
                              state=state, until=hold.pb().until,  # type: ignore[arg-type]
                              request_id=hold.request_id, by=by, comment=comment)
         ev.decision.CopyFrom(msg)
-        return ev
+        out.approvals.append(ev)
 
     def hold_ticks(self, since: float, until: float) -> list[tuple[float, str]]:
         """The holds' time limits in (since, until], as clock-tick moments."""

@@ -78,3 +78,14 @@ def details_of(err: grpc.aio.AioRpcError) -> list[Message]:
                 a.Unpack(msg)
                 out.append(msg)
     return out
+
+
+async def until_serving(channel: grpc.aio.Channel, timeout: float = 60.0) -> None:
+    """Return once the server's health (overall status) is SERVING: the health Watch streams
+    each change, so nothing polls. DEADLINE_EXCEEDED after `timeout` seconds."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    health = health_pb2_grpc.HealthStub(channel)
+    async for reply in health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=timeout):
+        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+            return

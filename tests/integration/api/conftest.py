@@ -12,6 +12,7 @@ import grpc
 import pytest
 from api_itest_util import publish_federation
 
+from tandem.services.api.client import until_serving
 from tandem.services.api.server import ApiServer, create_server
 from tandem.services.api.stubs import TandemStub
 from tandem.streams.app import Tandem
@@ -35,13 +36,7 @@ async def api(kafka_bootstrap: str, worker: Tandem, tandem_topics: str) -> Async
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        health = health_pb2_grpc.HealthStub(channel)
-        # Health Watch streams each change: the first SERVING ends the wait (no sleeping).
-        async for reply in health.Watch(health_pb2.HealthCheckRequest(service=""), timeout=60):
-            if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                break
+        await until_serving(channel)
         yield Api(server, port, channel, TandemStub(channel), tandem_topics, kafka_bootstrap)
     finally:
         await channel.close()
